@@ -11,7 +11,7 @@
 //! Content-Length, an oversized message) [`StreamFramer::next_frame`] returns `Err` and the
 //! connection must be closed.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem;
 
 use crate::error::ParseError;
@@ -24,8 +24,12 @@ use crate::scan::{parse_decimal, trim_lws};
 #[derive(Debug)]
 pub enum Frame {
     Message(Message),
-    /// A framed message that failed to parse; the stream continues after it.
-    Invalid(ParseError),
+    /// A framed message that failed to parse; the stream continues after it. `bytes` are the
+    /// framed bytes, for building a 400 ([`crate::reject_unparsed`]).
+    Invalid {
+        error: ParseError,
+        bytes: Bytes,
+    },
     /// A CRLFCRLF ping: answer with CRLF.
     KeepAlive,
 }
@@ -41,7 +45,11 @@ pub struct StreamFramer {
 
 impl StreamFramer {
     pub fn new(limits: Limits) -> Self {
-        StreamFramer { buf: BytesMut::with_capacity(4096), limits, scanned: 0 }
+        StreamFramer {
+            buf: BytesMut::with_capacity(4096),
+            limits,
+            scanned: 0,
+        }
     }
 
     /// Appends received bytes.
@@ -87,16 +95,22 @@ impl StreamFramer {
             Some(i) => from + i + 4,
             None => {
                 if self.buf.len() > self.limits.max_message_size {
-                    return Err(ParseError::TooLarge { limit: self.limits.max_message_size });
+                    return Err(ParseError::TooLarge {
+                        limit: self.limits.max_message_size,
+                    });
                 }
                 self.scanned = self.buf.len();
                 return Ok(None);
             }
         };
         let content_length = find_content_length(&self.buf[..head_end])?;
-        let total = head_end.checked_add(content_length).ok_or(ParseError::BadContentLength)?;
+        let total = head_end
+            .checked_add(content_length)
+            .ok_or(ParseError::BadContentLength)?;
         if total > self.limits.max_message_size {
-            return Err(ParseError::TooLarge { limit: self.limits.max_message_size });
+            return Err(ParseError::TooLarge {
+                limit: self.limits.max_message_size,
+            });
         }
         if self.buf.len() < total {
             self.buf.reserve(total - self.buf.len());
@@ -104,9 +118,9 @@ impl StreamFramer {
         }
         let frame = self.buf.split_to(total).freeze();
         self.scanned = 0;
-        Ok(Some(match parse(frame, Framing::Stream, &self.limits) {
+        Ok(Some(match parse(frame.clone(), Framing::Stream, &self.limits) {
             Ok(m) => Frame::Message(m),
-            Err(e) => Frame::Invalid(e),
+            Err(error) => Frame::Invalid { error, bytes: frame },
         }))
     }
 }
@@ -116,13 +130,20 @@ fn find_content_length(head: &[u8]) -> Result<usize, ParseError> {
     let mut found: Option<usize> = None;
     let mut lines = head.split(|&b| b == b'\n').skip(1).peekable();
     while let Some(line) = lines.next() {
-        let Some(colon) = memchr::memchr(b':', line) else { continue };
-        let Ok(name) = std::str::from_utf8(&line[..colon]) else { continue };
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        let Ok(name) = std::str::from_utf8(&line[..colon]) else {
+            continue;
+        };
         if HeaderName::from_name(name.trim_end_matches([' ', '\t'])) != HeaderName::ContentLength {
             continue;
         }
         let mut value = String::from_utf8_lossy(&line[colon + 1..]).into_owned();
-        while let Some(next) = lines.peek().filter(|l| l.first().is_some_and(|&b| b == b' ' || b == b'\t')) {
+        while let Some(next) = lines
+            .peek()
+            .filter(|l| l.first().is_some_and(|&b| b == b' ' || b == b'\t'))
+        {
             value.push_str(&String::from_utf8_lossy(next));
             lines.next();
         }
@@ -139,7 +160,8 @@ fn find_content_length(head: &[u8]) -> Result<usize, ParseError> {
 mod tests {
     use super::*;
 
-    const MSG: &[u8] = b"MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: 5\r\n\r\nhello";
+    const MSG: &[u8] =
+        b"MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: 5\r\n\r\nhello";
 
     fn framer() -> StreamFramer {
         StreamFramer::new(Limits::default())
@@ -189,7 +211,10 @@ mod tests {
         let mut f = framer();
         f.push(b"INVITE sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n");
         assert_eq!(f.next_frame().err(), Some(ParseError::BadContentLength));
-        let mut f = StreamFramer::new(Limits { max_message_size: 64, ..Limits::default() });
+        let mut f = StreamFramer::new(Limits {
+            max_message_size: 64,
+            ..Limits::default()
+        });
         f.push(&[b'A'; 100]);
         assert_eq!(f.next_frame().err(), Some(ParseError::TooLarge { limit: 64 }));
     }
@@ -199,7 +224,7 @@ mod tests {
         let mut f = framer();
         f.push(b"BAD LINE HERE\r\nContent-Length: 0\r\n\r\n");
         f.push(MSG);
-        assert!(matches!(f.next_frame(), Ok(Some(Frame::Invalid(_)))));
+        assert!(matches!(f.next_frame(), Ok(Some(Frame::Invalid { .. }))));
         assert_eq!(expect_message(&mut f).body(), b"hello");
     }
 }

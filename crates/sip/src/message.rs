@@ -15,8 +15,7 @@ use bytes::Bytes;
 
 use crate::error::{ParseError, Problem};
 use crate::headers::{
-    CSeq, Challenge, Contact, Credentials, NameAddr, Via, parse_call_id, parse_delta_seconds,
-    parse_max_forwards,
+    CSeq, Challenge, Contact, Credentials, NameAddr, Via, parse_call_id, parse_delta_seconds, parse_max_forwards,
 };
 use crate::method::Method;
 use crate::name::HeaderName;
@@ -79,7 +78,10 @@ impl Message {
     pub fn request(method: Method, uri: &str) -> Message {
         Message {
             buf: Bytes::new(),
-            start: StartLine::Request { method, uri: Text::Owned(uri.into()) },
+            start: StartLine::Request {
+                method,
+                uri: Text::Owned(uri.into()),
+            },
             headers: Vec::new(),
             body: Body::Owned(Bytes::new()),
             pristine: None,
@@ -213,17 +215,26 @@ impl Message {
     /// Accepts unknown names too.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let key = HeaderName::from_name(name);
-        self.headers.iter().filter(move |h| self.matches(h, key, name)).map(|h| self.text(&h.value))
+        self.headers
+            .iter()
+            .filter(move |h| self.matches(h, key, name))
+            .map(|h| self.text(&h.value))
     }
 
     /// The raw value of the first header with this name.
     pub fn header(&self, name: &str) -> Option<&str> {
         let key = HeaderName::from_name(name);
-        self.headers.iter().find(|h| self.matches(h, key, name)).map(|h| self.text(&h.value))
+        self.headers
+            .iter()
+            .find(|h| self.matches(h, key, name))
+            .map(|h| self.text(&h.value))
     }
 
     fn values_of(&self, name: HeaderName) -> impl Iterator<Item = &str> {
-        self.headers.iter().filter(move |h| h.name == name).map(|h| self.text(&h.value))
+        self.headers
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(|h| self.text(&h.value))
     }
 
     /// Every comma-separated value of a list header, across all its lines, in order.
@@ -236,10 +247,10 @@ impl Message {
     fn single(&self, name: HeaderName) -> Result<Option<&str>, ParseError> {
         let mut it = self.values_of(name);
         let first = it.next();
-        if let Some(f) = first {
-            if it.any(|other| other != f) {
-                return Err(ParseError::DuplicateHeader(name.as_str()));
-            }
+        if let Some(f) = first
+            && it.any(|other| other != f)
+        {
+            return Err(ParseError::DuplicateHeader(name.as_str()));
         }
         Ok(first)
     }
@@ -252,7 +263,8 @@ impl Message {
 
     /// Every Via value, top first.
     pub fn vias(&self) -> impl Iterator<Item = Result<Via<'_>, ParseError>> {
-        self.list_values(HeaderName::Via).map(|v| v.and_then(Via::parse).map_err(|p| bad(HeaderName::Via, p)))
+        self.list_values(HeaderName::Via)
+            .map(|v| v.and_then(Via::parse).map_err(|p| bad(HeaderName::Via, p)))
     }
 
     /// The topmost Via.
@@ -304,17 +316,20 @@ impl Message {
     }
 
     fn name_addrs(&self, name: HeaderName) -> impl Iterator<Item = Result<NameAddr<'_>, ParseError>> {
-        self.list_values(name).map(move |v| v.and_then(NameAddr::parse).map_err(|p| bad(name, p)))
+        self.list_values(name)
+            .map(move |v| v.and_then(NameAddr::parse).map_err(|p| bad(name, p)))
     }
 
     /// Authorization (`HeaderName::Authorization`) or Proxy-Authorization values.
     pub fn credentials(&self, name: HeaderName) -> impl Iterator<Item = Result<Credentials<'_>, ParseError>> {
-        self.values_of(name).map(move |v| Credentials::parse(v).map_err(|p| bad(name, p)))
+        self.values_of(name)
+            .map(move |v| Credentials::parse(v).map_err(|p| bad(name, p)))
     }
 
     /// WWW-Authenticate (`HeaderName::WwwAuthenticate`) or Proxy-Authenticate values.
     pub fn challenges(&self, name: HeaderName) -> impl Iterator<Item = Result<Challenge<'_>, ParseError>> {
-        self.values_of(name).map(move |v| Challenge::parse(v).map_err(|p| bad(name, p)))
+        self.values_of(name)
+            .map(move |v| Challenge::parse(v).map_err(|p| bad(name, p)))
     }
 
     /// The media type of the body without parameters, e.g. `application/sdp`.
@@ -367,7 +382,11 @@ impl Message {
     /// Inserts a header above every other header of that name (a new top Via or Record-Route).
     pub fn prepend_header(&mut self, name: HeaderName, value: &str) {
         self.pristine = None;
-        let at = self.headers.iter().position(|h| h.name == name).unwrap_or(self.headers.len());
+        let at = self
+            .headers
+            .iter()
+            .position(|h| h.name == name)
+            .unwrap_or(self.headers.len());
         self.headers.insert(at, Self::entry(name, value));
     }
 
@@ -407,7 +426,11 @@ impl Message {
         let rest = {
             let mut parts = split_outside(self.text(&self.headers[at].value), b',');
             parts.next();
-            parts.filter_map(Result::ok).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(", ")
+            parts
+                .filter_map(Result::ok)
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         self.pristine = None;
         if rest.is_empty() {
@@ -415,6 +438,27 @@ impl Message {
         } else {
             self.headers[at] = Self::entry(name, &rest);
         }
+        true
+    }
+
+    /// Replaces the first value of a list header (the top Via after adding `received`/`rport`),
+    /// keeping the other values of its line. Returns whether there was a value to replace.
+    pub fn replace_first_value(&mut self, name: HeaderName, value: &str) -> bool {
+        let Some(at) = self.headers.iter().position(|h| h.name == name) else {
+            return false;
+        };
+        let line = {
+            let mut parts = split_outside(self.text(&self.headers[at].value), b',');
+            parts.next();
+            let mut line = value.to_owned();
+            for rest in parts.filter_map(Result::ok).filter(|p| !p.is_empty()) {
+                line.push_str(", ");
+                line.push_str(rest);
+            }
+            line
+        };
+        self.pristine = None;
+        self.headers[at] = Self::entry(name, &line);
         true
     }
 
@@ -433,11 +477,11 @@ impl Message {
 
     /// Writes the message in wire form.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        if let Some((s, e)) = self.pristine {
-            if let Some(bytes) = self.buf.get(s as usize..e as usize) {
-                out.extend_from_slice(bytes);
-                return;
-            }
+        if let Some((s, e)) = self.pristine
+            && let Some(bytes) = self.buf.get(s as usize..e as usize)
+        {
+            out.extend_from_slice(bytes);
+            return;
         }
         match &self.start {
             StartLine::Request { method, uri } => {
@@ -485,7 +529,10 @@ impl Message {
 }
 
 pub(crate) fn bad(name: HeaderName, problem: Problem) -> ParseError {
-    ParseError::BadHeader { header: name.as_str(), problem }
+    ParseError::BadHeader {
+        header: name.as_str(),
+        problem,
+    }
 }
 
 /// Equality of content: start line, headers (names as written, values) in order, body.
@@ -513,9 +560,12 @@ impl fmt::Debug for Message {
             StartLine::Request { method, uri } => d.field("method", method).field("uri", &self.text(uri)),
             StartLine::Response { code, reason } => d.field("status", code).field("reason", &self.text(reason)),
         };
-        d.field("headers", &self.headers().map(|h| (h.name_str, h.value)).collect::<Vec<_>>())
-            .field("body_len", &self.body().len())
-            .finish()
+        d.field(
+            "headers",
+            &self.headers().map(|h| (h.name_str, h.value)).collect::<Vec<_>>(),
+        )
+        .field("body_len", &self.body().len())
+        .finish()
     }
 }
 

@@ -84,7 +84,10 @@ mod tests {
     fn known_unknown_and_invalid() {
         assert_eq!(Method::parse("INVITE"), Some(Method::Invite));
         assert_eq!(Method::parse("invite"), Some(Method::Other("invite".into())));
-        assert_eq!(Method::parse("RE%47IST%45R").map(|m| m.as_str().to_owned()).as_deref(), Some("RE%47IST%45R"));
+        assert_eq!(
+            Method::parse("RE%47IST%45R").map(|m| m.as_str().to_owned()).as_deref(),
+            Some("RE%47IST%45R")
+        );
         assert_eq!(Method::parse("BAD METHOD"), None);
         assert_eq!(Method::parse(""), None);
     }

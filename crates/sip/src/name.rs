@@ -123,7 +123,10 @@ mod tests {
         assert_eq!(HeaderName::from_name("v"), HeaderName::Via);
         assert_eq!(HeaderName::from_name("L"), HeaderName::ContentLength);
         assert_eq!(HeaderName::from_name("C%6Fntact"), HeaderName::Other);
-        assert_eq!(HeaderName::from_name("X-Very-Long-Header-Name-Beyond-Buffer"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::from_name("X-Very-Long-Header-Name-Beyond-Buffer"),
+            HeaderName::Other
+        );
         for c in "i m f t v l c k s e o u r b x y a j d".split(' ') {
             assert_ne!(HeaderName::from_name(c), HeaderName::Other, "{c}");
         }

@@ -33,7 +33,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message_size: 65_535, max_headers: 256 }
+        Limits {
+            max_message_size: 65_535,
+            max_headers: 256,
+        }
     }
 }
 
@@ -67,12 +70,19 @@ fn utf8(b: &[u8]) -> Result<&str, ParseError> {
 pub(crate) fn parse(buf: Bytes, framing: Framing, limits: &Limits) -> Result<Message, ParseError> {
     let b: &[u8] = &buf;
     if b.len() > limits.max_message_size {
-        return Err(ParseError::TooLarge { limit: limits.max_message_size });
+        return Err(ParseError::TooLarge {
+            limit: limits.max_message_size,
+        });
     }
     if b.len() > u32::MAX as usize {
-        return Err(ParseError::TooLarge { limit: u32::MAX as usize });
+        return Err(ParseError::TooLarge {
+            limit: u32::MAX as usize,
+        });
     }
-    let mut pos = b.iter().position(|&c| c != b'\r' && c != b'\n').ok_or(ParseError::Empty)?;
+    let mut pos = b
+        .iter()
+        .position(|&c| c != b'\r' && c != b'\n')
+        .ok_or(ParseError::Empty)?;
     let msg_start = pos;
 
     // Start line.
@@ -100,7 +110,11 @@ pub(crate) fn parse(buf: Bytes, framing: Framing, limits: &Limits) -> Result<Mes
         };
         let nl = pos + off;
         let line_start = pos;
-        let line_end = if nl > line_start && b[nl - 1] == b'\r' { nl - 1 } else { nl };
+        let line_end = if nl > line_start && b[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
         pos = nl + 1;
         if line_end == line_start {
             if let Some((s, e)) = current.take() {
@@ -146,7 +160,9 @@ fn push_header(
     limits: &Limits,
 ) -> Result<(), ParseError> {
     if headers.len() >= limits.max_headers {
-        return Err(ParseError::TooLarge { limit: limits.max_message_size });
+        return Err(ParseError::TooLarge {
+            limit: limits.max_message_size,
+        });
     }
     let raw = utf8(&buf[s..e])?;
     let colon = memchr(b':', raw.as_bytes()).ok_or(ParseError::BadHeaderLine)?;
@@ -219,7 +235,10 @@ fn parse_start_line(line: &str, base: usize) -> Result<(StartLine, bool), ParseE
     }
     let uri_start = base + (uri.as_ptr() as usize - line.as_ptr() as usize);
     let canonical = line.len() == method_text.len() + uri.len() + 2 + version.len() && version == "SIP/2.0";
-    let start = StartLine::Request { method, uri: Text::Span(uri_start as u32, (uri_start + uri.len()) as u32) };
+    let start = StartLine::Request {
+        method,
+        uri: Text::Span(uri_start as u32, (uri_start + uri.len()) as u32),
+    };
     Ok((start, canonical))
 }
 
@@ -230,7 +249,11 @@ fn check_version(v: &str) -> Result<(), ParseError> {
     let looks_like_version = v.split_once('.').is_some_and(|(a, b)| {
         !a.is_empty() && !b.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit())
     });
-    if looks_like_version { Err(ParseError::UnsupportedVersion) } else { Err(ParseError::BadStartLine("bad SIP version")) }
+    if looks_like_version {
+        Err(ParseError::UnsupportedVersion)
+    } else {
+        Err(ParseError::BadStartLine("bad SIP version"))
+    }
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -274,7 +297,8 @@ l: 0\r\n\r\n";
 
     #[test]
     fn leading_crlf_and_bare_lf() {
-        let m = Message::parse(&b"\r\n\r\nOPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\n\n"[..]).expect("valid");
+        let m = Message::parse(&b"\r\n\r\nOPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\n\n"[..])
+            .expect("valid");
         assert_eq!(m.via().map(|v| v.host), Ok("h"));
     }
 
@@ -285,18 +309,38 @@ l: 0\r\n\r\n";
             (b"\r\n\r\n", ParseError::Empty),
             (b"INVITE sip:a@b SIP/2.0\r\nVia: x", ParseError::Incomplete),
             (b"OPTIONS sip:a@b SIP/7.0\r\n\r\n", ParseError::UnsupportedVersion),
-            (b"OPTIONS sip:a@b HTTP/1.1\r\n\r\n", ParseError::BadStartLine("bad SIP version")),
+            (
+                b"OPTIONS sip:a@b HTTP/1.1\r\n\r\n",
+                ParseError::BadStartLine("bad SIP version"),
+            ),
             (b"SIP/2.0 4294967301 big\r\n\r\n", ParseError::BadStatusCode),
             (b"SIP/2.0 99 low\r\n\r\n", ParseError::BadStatusCode),
-            (b"GET /\r\n\r\n", ParseError::BadStartLine("expected METHOD URI SIP/2.0")),
-            (b"INVITE <sip:a@b> SIP/2.0\r\n\r\n", ParseError::BadRequestUri(Problem::BadScheme)),
+            (
+                b"GET /\r\n\r\n",
+                ParseError::BadStartLine("expected METHOD URI SIP/2.0"),
+            ),
+            (
+                b"INVITE <sip:a@b> SIP/2.0\r\n\r\n",
+                ParseError::BadRequestUri(Problem::BadScheme),
+            ),
             (b"OPTIONS sip:a@b SIP/2.0\r\nNoColon\r\n\r\n", ParseError::BadHeaderLine),
-            (b"OPTIONS sip:a@b SIP/2.0\r\n folded-first: x\r\n\r\n", ParseError::BadHeaderLine),
-            (b"OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n", ParseError::BadHeaderLine),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\n folded-first: x\r\n\r\n",
+                ParseError::BadHeaderLine,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n",
+                ParseError::BadHeaderLine,
+            ),
             (b"OPTIONS sip:a@b SIP/2.0\r\nX: \xff\r\n\r\n", ParseError::HeaderNotUtf8),
         ];
         for (input, want) in cases {
-            assert_eq!(Message::parse(Bytes::from_static(input)).err(), Some(*want), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                Message::parse(Bytes::from_static(input)).err(),
+                Some(*want),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -316,8 +360,14 @@ l: 0\r\n\r\n";
         let big = b"MESSAGE sip:a@b SIP/2.0\r\nl: 99\r\n\r\nshort";
         assert_eq!(Message::parse(&big[..]).err(), Some(ParseError::BodyTruncated));
         let two = b"MESSAGE sip:a@b SIP/2.0\r\nl: 1\r\nl: 2\r\n\r\nxy";
-        assert_eq!(Message::parse(&two[..]).err(), Some(ParseError::DuplicateHeader("Content-Length")));
-        let limits = Limits { max_message_size: 10, ..Limits::default() };
+        assert_eq!(
+            Message::parse(&two[..]).err(),
+            Some(ParseError::DuplicateHeader("Content-Length"))
+        );
+        let limits = Limits {
+            max_message_size: 10,
+            ..Limits::default()
+        };
         assert_eq!(
             Message::parse_with(Bytes::from_static(ok), Framing::Datagram, &limits).err(),
             Some(ParseError::TooLarge { limit: 10 })

@@ -13,8 +13,7 @@ use crate::error::Problem;
 /// `token` characters (RFC 3261 §25.1).
 #[inline]
 pub fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
 }
 
 /// White space inside a header value, folds included.
@@ -28,7 +27,11 @@ pub fn is_token(s: &str) -> bool {
 }
 
 pub fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| !is_lws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| !is_lws(c)).map_or(start, |e| e + 1);
+    // Both ends sit next to ASCII bytes (or at the ends), so they are char boundaries.
+    &s[start..end]
 }
 
 /// Given `s[open] == '"'`, the index just past the closing quote.
@@ -72,7 +75,12 @@ pub fn unquote(s: &str) -> Cow<'_, str> {
 /// Elements are returned trimmed of white space; empty elements are returned too, so callers can
 /// reject them where the grammar forbids them.
 pub fn split_outside(s: &str, sep: u8) -> SplitOutside<'_> {
-    SplitOutside { s, pos: 0, done: false, sep }
+    SplitOutside {
+        s,
+        pos: 0,
+        done: false,
+        sep,
+    }
 }
 
 pub struct SplitOutside<'a> {
@@ -93,35 +101,34 @@ impl<'a> Iterator for SplitOutside<'a> {
         let bytes = self.s.as_bytes();
         let start = self.pos;
         let mut i = start;
-        let mut in_angle = false;
+        // Header values are short: a plain loop beats vectorised search here. Inside `<>` only
+        // `>` matters (URIs hold no quotes).
         while i < bytes.len() {
-            match bytes[i] {
-                b'"' => match quoted_end(bytes, i) {
+            let c = bytes[i];
+            if c == self.sep {
+                self.pos = i + 1;
+                return Some(Ok(trim_lws(&self.s[start..i])));
+            } else if c == b'"' {
+                match quoted_end(bytes, i) {
                     Ok(end) => i = end,
                     Err(e) => {
                         self.done = true;
                         return Some(Err(e));
                     }
-                },
-                b'<' => {
-                    in_angle = true;
-                    i += 1
                 }
-                b'>' => {
-                    in_angle = false;
-                    i += 1
+            } else if c == b'<' {
+                match bytes[i..].iter().position(|&b| b == b'>') {
+                    Some(close) => i += close + 1,
+                    None => {
+                        self.done = true;
+                        return Some(Err(Problem::UnterminatedAngle));
+                    }
                 }
-                b if b == self.sep && !in_angle => {
-                    self.pos = i + 1;
-                    return Some(Ok(trim_lws(&self.s[start..i])));
-                }
-                _ => i += 1,
+            } else {
+                i += 1;
             }
         }
         self.done = true;
-        if in_angle {
-            return Some(Err(Problem::UnterminatedAngle));
-        }
         Some(Ok(trim_lws(&self.s[start..])))
     }
 }
@@ -142,7 +149,10 @@ pub fn check_escapes(s: &str) -> Result<(), Problem> {
     let mut i = 0;
     while let Some(off) = memchr::memchr(b'%', &b[i..]) {
         let p = i + off;
-        match (b.get(p + 1).copied().and_then(hex_val), b.get(p + 2).copied().and_then(hex_val)) {
+        match (
+            b.get(p + 1).copied().and_then(hex_val),
+            b.get(p + 2).copied().and_then(hex_val),
+        ) {
             (Some(_), Some(_)) => i = p + 3,
             _ => return Err(Problem::BadEscape),
         }
@@ -160,15 +170,15 @@ pub fn unescape(s: &str) -> Cow<'_, [u8]> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' {
-            if let (Some(h), Some(l)) = (
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
                 b.get(i + 1).copied().and_then(hex_val),
                 b.get(i + 2).copied().and_then(hex_val),
-            ) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -231,8 +241,14 @@ mod tests {
     #[test]
     fn decimal_limits() {
         assert_eq!(parse_decimal("0068", 255), Ok(68));
-        assert_eq!(parse_decimal("4294967296", u32::MAX as u64), Err(Problem::NumberTooLarge));
+        assert_eq!(
+            parse_decimal("4294967296", u32::MAX as u64),
+            Err(Problem::NumberTooLarge)
+        );
         assert_eq!(parse_decimal("-1", 10), Err(Problem::BadNumber));
-        assert_eq!(parse_decimal("99999999999999999999999", u64::MAX), Err(Problem::NumberTooLarge));
+        assert_eq!(
+            parse_decimal("99999999999999999999999", u64::MAX),
+            Err(Problem::NumberTooLarge)
+        );
     }
 }

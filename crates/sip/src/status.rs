@@ -3,7 +3,18 @@
 
 /// The standard reason phrase, or a class default for unlisted codes.
 pub fn reason_phrase(code: u16) -> &'static str {
-    match code {
+    standard_phrase(code).unwrap_or(match code {
+        100..=199 => "Progress",
+        200..=299 => "Success",
+        300..=399 => "Redirection",
+        400..=499 => "Client Error",
+        500..=599 => "Server Error",
+        _ => "Global Failure",
+    })
+}
+
+fn standard_phrase(code: u16) -> Option<&'static str> {
+    Some(match code {
         100 => "Trying",
         180 => "Ringing",
         181 => "Call Is Being Forwarded",
@@ -64,11 +75,6 @@ pub fn reason_phrase(code: u16) -> &'static str {
         603 => "Decline",
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
-        100..=199 => "Progress",
-        200..=299 => "Success",
-        300..=399 => "Redirection",
-        400..=499 => "Client Error",
-        500..=599 => "Server Error",
-        _ => "Global Failure",
-    }
+        _ => return None,
+    })
 }

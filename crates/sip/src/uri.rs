@@ -64,16 +64,31 @@ impl<'a> Uri<'a> {
         if s.is_empty() {
             return Err(Problem::Empty);
         }
-        if s.bytes().any(|b| b.is_ascii_whitespace()) {
+        // One pass: white space, characters never legal in a URI, the first ':' and '%'.
+        let mut colon = None;
+        let mut first_bad = None;
+        let mut whitespace = false;
+        let mut escaped = false;
+        for (i, &c) in s.as_bytes().iter().enumerate() {
+            if !is_uri_char(c) {
+                whitespace |= c.is_ascii_whitespace();
+                first_bad.get_or_insert(i);
+            } else if c == b':' {
+                colon.get_or_insert(i);
+            } else if c == b'%' {
+                escaped = true;
+            }
+        }
+        if whitespace {
             return Err(Problem::WhitespaceInUri);
         }
-        let colon = s.find(':').ok_or(Problem::BadScheme)?;
+        let colon = colon.ok_or(Problem::BadScheme)?;
         let scheme_text = &s[..colon];
         let rest = &s[colon + 1..];
         if !is_scheme(scheme_text) {
             return Err(Problem::BadScheme);
         }
-        if !rest.bytes().all(is_uri_char) {
+        if first_bad.is_some() {
             return Err(Problem::BadUser);
         }
         let scheme = if scheme_text.eq_ignore_ascii_case("sip") {
@@ -127,15 +142,17 @@ impl<'a> Uri<'a> {
                 if user.is_empty() {
                     return Err(Problem::BadUser);
                 }
-                check_escapes(user)?;
-                if let Some(p) = password {
-                    check_escapes(p)?;
+                if escaped {
+                    check_escapes(userinfo)?;
                 }
                 (Some(user), password, &rest[at + 1..])
             }
             None => (None, None, rest),
         };
-        let hp_end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
+        let hp_end = hostpart
+            .bytes()
+            .position(|c| c == b';' || c == b'?')
+            .unwrap_or(hostpart.len());
         let (host, port) = split_hostport(&hostpart[..hp_end])?;
         let after = &hostpart[hp_end..];
         let (param_text, headers) = match after.find('?') {
@@ -144,11 +161,19 @@ impl<'a> Uri<'a> {
         };
         let params = Params::new(param_text);
         params.validate()?;
-        check_escapes(param_text)?;
-        if let Some(h) = headers {
-            check_escapes(h)?;
+        if escaped {
+            check_escapes(after)?;
         }
-        Ok(Uri { raw: s, scheme, user, password, host, port, params, headers })
+        Ok(Uri {
+            raw: s,
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        })
     }
 
     /// The URI exactly as it was written.
@@ -171,7 +196,10 @@ impl<'a> Uri<'a> {
 
     /// The host without IPv6 brackets.
     pub fn host_unbracketed(&self) -> &'a str {
-        self.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(self.host)
+        self.host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(self.host)
     }
 
     /// The host as an IP address, if it is one.
@@ -210,8 +238,8 @@ impl<'a> Uri<'a> {
             return false;
         }
         for special in ["user", "ttl", "method", "maddr", "transport"] {
-            let a = self.params.get(special);
-            let b = other.params.get(special);
+            let a = param_unescaped(&self.params, special.as_bytes());
+            let b = param_unescaped(&other.params, special.as_bytes());
             match (a, b) {
                 (None, None) => {}
                 (Some(a), Some(b)) if opt_eq_ci(a, b) => {}
@@ -235,7 +263,8 @@ fn is_scheme(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b[0].is_ascii_alphabetic()
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
 }
 
 /// Splits `host[:port]`, validating both. IPv6 references keep their brackets.
@@ -258,7 +287,9 @@ pub(crate) fn split_hostport(s: &str) -> Result<(&str, Option<u16>), Problem> {
     };
     if !host.starts_with('[') {
         let ok = !host.is_empty()
-            && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
         if !ok {
             return Err(Problem::BadHost);
         }
@@ -286,15 +317,23 @@ fn opt_eq_ci(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
+/// The first parameter whose unescaped name equals `name` (case-insensitive).
+fn param_unescaped<'a>(p: &Params<'a>, name: &[u8]) -> Option<Option<&'a str>> {
+    p.iter()
+        .filter_map(Result::ok)
+        .find(|q| unescape(q.name).eq_ignore_ascii_case(name))
+        .map(|q| q.value)
+}
+
 /// Parameters present in both URIs must have equal values (names and values case-insensitive,
-/// escapes resolved).
+/// escapes resolved). A name repeated within one URI counts by its first occurrence.
 fn params_match_both(a: &Params<'_>, b: &Params<'_>) -> bool {
     a.iter().filter_map(Result::ok).all(|pa| {
-        let na = unescape(pa.name);
-        b.iter()
-            .filter_map(Result::ok)
-            .filter(|pb| unescape(pb.name).eq_ignore_ascii_case(&na))
-            .all(|pb| opt_eq_ci(pa.value, pb.value))
+        let name = unescape(pa.name);
+        match (param_unescaped(a, &name), param_unescaped(b, &name)) {
+            (Some(va), Some(vb)) => opt_eq_ci(va, vb),
+            _ => true,
+        }
     })
 }
 
@@ -388,7 +427,10 @@ mod tests {
     #[test]
     fn rfc3261_comparison_examples() {
         let equal = [
-            ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+            (
+                "sip:%61lice@atlanta.com;transport=TCP",
+                "sip:alice@AtLanTa.CoM;Transport=tcp",
+            ),
             ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
             ("sip:carol@chicago.com", "sip:carol@chicago.com;security=on"),
             ("sip:carol@chicago.com;newparam=5", "sip:carol@chicago.com;security=on"),
@@ -406,13 +448,19 @@ mod tests {
             assert!(u(b).equivalent(&u(a)), "{b} == {a}");
         }
         let different = [
-            ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+            (
+                "SIP:ALICE@AtLanTa.CoM;Transport=udp",
+                "sip:alice@AtLanTa.CoM;Transport=UDP",
+            ),
             ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
             ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
             ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
             ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
             ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
-            ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;security=off"),
+            (
+                "sip:carol@chicago.com;security=on",
+                "sip:carol@chicago.com;security=off",
+            ),
             ("sip:alice@atlanta.com", "sips:alice@atlanta.com"),
         ];
         for (a, b) in different {
@@ -420,5 +468,12 @@ mod tests {
             assert!(!u(b).equivalent(&u(a)), "{b} != {a}");
         }
         assert!(u("sip:[2001:db8::1]").equivalent(&u("sip:[2001:DB8:0::1]")));
+        // Escaped parameter names and values equal their plain forms (RFC 4475 §3.1.1.3).
+        let esc = u("sip:cal%6Cer@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31");
+        assert!(esc.equivalent(&u("sip:caller@host5.example.net;lr;name=value%2541")));
+        assert!(!esc.equivalent(&u("sip:caller@host5.example.net;lr;name=other")));
+        // A repeated parameter compares by its first occurrence, so comparison stays reflexive.
+        let dup = u("sip:h;par=1;par=2");
+        assert!(dup.equivalent(&dup));
     }
 }

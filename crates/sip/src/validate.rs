@@ -37,10 +37,10 @@ impl Message {
         for contact in self.contacts() {
             contact?;
         }
-        if let Some(method) = self.method() {
-            if cseq.method != *method {
-                return Err(ParseError::CSeqMethodMismatch);
-            }
+        if let Some(method) = self.method()
+            && cseq.method != *method
+        {
+            return Err(ParseError::CSeqMethodMismatch);
         }
         Ok(())
     }
@@ -67,16 +67,28 @@ pub enum Verdict {
     /// Process it.
     Accept,
     /// Answer with this status, reason and extra headers.
-    Reject { status: u16, reason: Cow<'static, str>, headers: Vec<(HeaderName, String)> },
+    Reject {
+        status: u16,
+        reason: Cow<'static, str>,
+        headers: Vec<(HeaderName, String)>,
+    },
 }
 
 impl Verdict {
     fn reject(status: u16) -> Verdict {
-        Verdict::Reject { status, reason: Cow::Borrowed(crate::status::reason_phrase(status)), headers: Vec::new() }
+        Verdict::Reject {
+            status,
+            reason: Cow::Borrowed(crate::status::reason_phrase(status)),
+            headers: Vec::new(),
+        }
     }
 
     fn from_error(e: ParseError) -> Verdict {
-        Verdict::Reject { status: e.status_code(), reason: Cow::Owned(e.to_string()), headers: Vec::new() }
+        Verdict::Reject {
+            status: e.status_code(),
+            reason: Cow::Owned(e.to_string()),
+            headers: Vec::new(),
+        }
     }
 
     pub fn status(&self) -> Option<u16> {
@@ -88,7 +100,12 @@ impl Verdict {
 
     /// The response to send for a rejection (`None` for `Accept`).
     pub fn response(&self, request: &Message, to_tag: &str) -> Option<Message> {
-        let Verdict::Reject { status, reason, headers } = self else {
+        let Verdict::Reject {
+            status,
+            reason,
+            headers,
+        } = self
+        else {
             return None;
         };
         let mut resp = Message::response_to(request, *status, Some(reason), Some(to_tag));
@@ -167,19 +184,67 @@ pub fn inspect_request(msg: &Message, policy: &UasPolicy<'_>) -> Verdict {
             };
         }
     }
-    if *method == Method::Invite {
-        if let Some(answer) = policy.answer_type {
-            let mut accepts = msg.list_values(HeaderName::Accept).filter_map(Result::ok).filter(|a| !a.is_empty()).peekable();
-            if accepts.peek().is_some() && !accepts.any(|a| media_type_matches(a, answer)) {
-                return Verdict::Reject {
-                    status: 406,
-                    reason: Cow::Borrowed("Not Acceptable"),
-                    headers: vec![(HeaderName::Accept, answer.to_owned())],
-                };
-            }
+    if *method == Method::Invite
+        && let Some(answer) = policy.answer_type
+    {
+        let mut accepts = msg
+            .list_values(HeaderName::Accept)
+            .filter_map(Result::ok)
+            .filter(|a| !a.is_empty())
+            .peekable();
+        if accepts.peek().is_some() && !accepts.any(|a| media_type_matches(a, answer)) {
+            return Verdict::Reject {
+                status: 406,
+                reason: Cow::Borrowed("Not Acceptable"),
+                headers: vec![(HeaderName::Accept, answer.to_owned())],
+            };
         }
     }
     Verdict::Accept
+}
+
+/// A response to a request that could not be parsed at all (RFC 3261 §8.2, §21.4.1): the status
+/// and reason come from the error; Via, From, To, Call-ID and CSeq lines are copied verbatim from
+/// the raw bytes when they can be found, so the sender can match the response. `None` when the
+/// bytes are a response (never answered) or hold no Via (nowhere to send to).
+pub fn reject_unparsed(raw: &[u8], err: &ParseError) -> Option<Vec<u8>> {
+    let start = raw.iter().position(|&c| c != b'\r' && c != b'\n')?;
+    let raw = &raw[start..];
+    if raw.len() < 4 || raw[..4].eq_ignore_ascii_case(b"SIP/") {
+        return None;
+    }
+    let head_end = memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len());
+    let mut out = format!("SIP/2.0 {} {}\r\n", err.status_code(), err).into_bytes();
+    let mut has_via = false;
+    let mut lines = raw[..head_end].split(|&b| b == b'\n').skip(1).peekable();
+    while let Some(line) = lines.next() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        let name = std::str::from_utf8(&line[..colon]).map(|n| n.trim_end_matches([' ', '\t']));
+        let keep = match name.map(HeaderName::from_name) {
+            Ok(HeaderName::Via) => {
+                has_via = true;
+                true
+            }
+            Ok(HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq) => true,
+            _ => false,
+        };
+        if keep && !line.is_empty() && !matches!(line[0], b' ' | b'\t') {
+            out.extend_from_slice(line);
+            while let Some(fold) = lines.next_if(|l| l.first().is_some_and(|&b| b == b' ' || b == b'\t')) {
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(fold.strip_suffix(b"\r").unwrap_or(fold));
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if !has_via {
+        return None;
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    Some(out)
 }
 
 /// Whether a Contact list holds `*` (only legal alone, with Expires: 0, in REGISTER).
@@ -190,6 +255,21 @@ pub fn has_star_contact(msg: &Message) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejects_what_cannot_be_parsed_with_its_reason() {
+        let raw = b"INVITE sip:user@example.com; lr SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nSubject: s\r\n\r\n";
+        let err = Message::parse(&raw[..]).expect_err("malformed");
+        let resp = reject_unparsed(raw, &err).expect("a request with a Via");
+        let m = Message::parse(resp).expect("our 400 parses");
+        assert_eq!(m.status_code(), Some(400));
+        assert_eq!(m.reason_phrase(), Some("Bad Request-URI: whitespace inside URI"));
+        assert_eq!(m.via().expect("via").branch(), Some("z9hG4bK1"));
+        assert_eq!(m.call_id(), Ok("x"));
+        assert!(m.header("Subject").is_none());
+        assert!(reject_unparsed(b"SIP/2.0 200 OK\r\n\r\n", &err).is_none());
+        assert!(reject_unparsed(b"OPTIONS x SIP/2.0\r\n\r\n", &err).is_none());
+    }
 
     #[test]
     fn media_ranges() {

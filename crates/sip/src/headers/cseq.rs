@@ -49,8 +49,17 @@ mod tests {
 
     #[test]
     fn cseq_with_fold_and_leading_zeros() {
-        assert_eq!(CSeq::parse("0009\r\n  INVITE"), Ok(CSeq { seq: 9, method: Method::Invite }));
-        assert_eq!(CSeq::parse("36893488147419103232 REGISTER"), Err(Problem::NumberTooLarge));
+        assert_eq!(
+            CSeq::parse("0009\r\n  INVITE"),
+            Ok(CSeq {
+                seq: 9,
+                method: Method::Invite
+            })
+        );
+        assert_eq!(
+            CSeq::parse("36893488147419103232 REGISTER"),
+            Err(Problem::NumberTooLarge)
+        );
         assert_eq!(CSeq::parse("4294967295 BYE").map(|c| c.seq), Ok(u32::MAX));
         assert_eq!(CSeq::parse("12"), Err(Problem::BadMethod));
     }

@@ -6,7 +6,7 @@ mod cseq;
 mod name_addr;
 mod via;
 
-pub use auth::{AuthParams, Challenge, Credentials};
+pub use auth::{AuthParams, Challenge, Credentials, DigestCredentials};
 pub use cseq::{CSeq, parse_call_id, parse_delta_seconds, parse_max_forwards};
 pub use name_addr::{Contact, NameAddr};
 pub use via::Via;

@@ -74,7 +74,12 @@ impl<'a> NameAddr<'a> {
         }
         let params = Params::new(rest);
         params.validate()?;
-        Ok(NameAddr { display_raw, uri, bracketed, params })
+        Ok(NameAddr {
+            display_raw,
+            uri,
+            bracketed,
+            params,
+        })
     }
 
     /// The display name with quotes and escapes resolved.
@@ -94,7 +99,9 @@ fn addr_spec_end(s: &str) -> usize {
     let token_end = b.iter().position(|&c| is_lws(c)).unwrap_or(b.len());
     let token = &b[..token_end];
     let host_start = memchr::memchr(b'@', token).map(|at| at + 1).unwrap_or(0);
-    memchr::memchr(b';', &token[host_start..]).map(|i| i + host_start).unwrap_or(token_end)
+    memchr::memchr(b';', &token[host_start..])
+        .map(|i| i + host_start)
+        .unwrap_or(token_end)
 }
 
 /// One Contact value: `*` or an address with `expires` and `q` parameters (§20.10).
@@ -183,14 +190,26 @@ mod tests {
 
     #[test]
     fn malformed() {
-        assert_eq!(NameAddr::parse("\"Mr. J. User <sip:j.user@example.com>"), Err(Problem::UnterminatedQuote));
-        assert_eq!(NameAddr::parse("Bell, Alexander <sip:a.g.bell@example.com>"), Err(Problem::BadDisplayName));
-        assert_eq!(NameAddr::parse("< sip:t.watson@example.org >"), Err(Problem::WhitespaceInUri));
+        assert_eq!(
+            NameAddr::parse("\"Mr. J. User <sip:j.user@example.com>"),
+            Err(Problem::UnterminatedQuote)
+        );
+        assert_eq!(
+            NameAddr::parse("Bell, Alexander <sip:a.g.bell@example.com>"),
+            Err(Problem::BadDisplayName)
+        );
+        assert_eq!(
+            NameAddr::parse("< sip:t.watson@example.org >"),
+            Err(Problem::WhitespaceInUri)
+        );
         assert_eq!(
             NameAddr::parse("sip:user@example.com?Route=%3Csip:sip.example.com%3E"),
             Err(Problem::UriNeedsAngleBrackets)
         );
-        assert_eq!(NameAddr::parse("\"Joe\" <sip:joe@example.org>;;;;"), Err(Problem::EmptyParameter));
+        assert_eq!(
+            NameAddr::parse("\"Joe\" <sip:joe@example.org>;;;;"),
+            Err(Problem::EmptyParameter)
+        );
         assert_eq!(NameAddr::parse("<sip:a@b> junk"), Err(Problem::TrailingGarbage));
         assert_eq!(NameAddr::parse("<sip:a@b"), Err(Problem::UnterminatedAngle));
     }

@@ -42,7 +42,11 @@ impl<'a> Cursor<'a> {
         while self.pos < b.len() && is_token_byte(b[self.pos]) {
             self.pos += 1;
         }
-        if start == self.pos { Err(Problem::BadProtocol) } else { Ok(&self.s[start..self.pos]) }
+        if start == self.pos {
+            Err(Problem::BadProtocol)
+        } else {
+            Ok(&self.s[start..self.pos])
+        }
     }
 
     fn slash(&mut self) -> Result<(), Problem> {
@@ -98,7 +102,14 @@ impl<'a> Via<'a> {
             None
         };
         let params = after_params(&s[c.pos..])?;
-        Ok(Via { protocol, version, transport, host, port, params })
+        Ok(Via {
+            protocol,
+            version,
+            transport,
+            host,
+            port,
+            params,
+        })
     }
 
     pub fn branch(&self) -> Option<&'a str> {
@@ -108,7 +119,8 @@ impl<'a> Via<'a> {
     /// Whether the branch carries the RFC 3261 magic cookie and something after it, so that it can
     /// be used alone to match transactions (§17.2.3). A bare cookie does not count (RFC 4475 §3.2.1).
     pub fn has_rfc3261_branch(&self) -> bool {
-        self.branch().is_some_and(|b| b.len() > BRANCH_COOKIE.len() && b.starts_with(BRANCH_COOKIE))
+        self.branch()
+            .is_some_and(|b| b.len() > BRANCH_COOKIE.len() && b.starts_with(BRANCH_COOKIE))
     }
 
     pub fn received(&self) -> Option<&'a str> {
@@ -118,7 +130,9 @@ impl<'a> Via<'a> {
     /// `None`: no rport; `Some(None)`: `;rport` without a value (a request asking for it);
     /// `Some(Some(p))`: filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get("rport").map(|v| v.and_then(|p| parse_decimal(p, 65535).ok()).map(|p| p as u16))
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| parse_decimal(p, 65535).ok()).map(|p| p as u16))
     }
 
     pub fn maddr(&self) -> Option<&'a str> {
@@ -147,10 +161,14 @@ mod tests {
     #[test]
     fn spaced_and_folded() {
         let v = Via::parse("SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw").expect("valid");
-        assert_eq!((v.protocol, v.version, v.transport, v.host), ("SIP", "2.0", "UDP", "192.0.2.2"));
+        assert_eq!(
+            (v.protocol, v.version, v.transport, v.host),
+            ("SIP", "2.0", "UDP", "192.0.2.2")
+        );
         assert_eq!(v.branch(), Some("390skdjuw"));
         assert!(!v.has_rfc3261_branch());
-        let v = Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8").expect("valid");
+        let v =
+            Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8").expect("valid");
         assert_eq!(v.host, "spindle.example.com");
         assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
         assert!(v.has_rfc3261_branch());
@@ -175,6 +193,9 @@ mod tests {
         assert_eq!(Via::parse("SIP/2.0 host"), Err(Problem::BadProtocol));
         assert_eq!(Via::parse("SIP/2.0/UDP host:70000"), Err(Problem::BadPort));
         assert_eq!(Via::parse("SIP/2.0/UDP host junk"), Err(Problem::TrailingGarbage));
-        assert_eq!(Via::parse("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK").map(|v| v.has_rfc3261_branch()), Ok(false));
+        assert_eq!(
+            Via::parse("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK").map(|v| v.has_rfc3261_branch()),
+            Ok(false)
+        );
     }
 }

@@ -1,0 +1,212 @@
+//! Helpers for end-to-end tests: start the real `switchboard` binary on loopback ports chosen by
+//! the OS, learn the ports from what it prints, talk SIP to it, stop it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use sip::Message;
+
+/// A running server, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    pub tls: Option<SocketAddr>,
+    pub dir: TempDir,
+    pub stdout: Vec<String>,
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let mut p = std::env::temp_dir();
+        let unique = format!("switchboard-test-{tag}-{}-{:?}", std::process::id(), Instant::now());
+        p.push(unique.replace([' ', ':', '.'], "_"));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_switchboard")
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Server {
+        Self::start_in(TempDir::new("srv"), extra)
+    }
+
+    pub fn start_in(dir: TempDir, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(bin());
+        cmd.args([
+            "serve",
+            "--sip-listen",
+            "127.0.0.1:0",
+            "--domain",
+            "test.invalid",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start switchboard");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        let (mut udp, mut tcp, mut tls) = (None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline
+            && (udp.is_none() || tcp.is_none() || (extra.contains(&"--tls-listen") && tls.is_none()))
+        {
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("switchboard exited early: {status}; output: {lines:?}");
+                }
+                continue;
+            };
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some("sip"), Some("udp"), Some(a)) => udp = a.parse().ok(),
+                (Some("sip"), Some("tcp"), Some(a)) => tcp = a.parse().ok(),
+                (Some("sip"), Some("tls"), Some(a)) => tls = a.parse().ok(),
+                _ => {}
+            }
+            lines.push(line);
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Server {
+            child,
+            udp: udp.unwrap_or_else(|| panic!("no udp listener printed: {lines:?}")),
+            tcp: tcp.unwrap_or_else(|| panic!("no tcp listener printed: {lines:?}")),
+            tls,
+            dir,
+            stdout: lines,
+        }
+    }
+
+    /// Sends a signal by name (`TERM`, `HUP`, ...).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An OPTIONS request from `local` (Via sent-by) with the given branch.
+pub fn options(transport: &str, local: SocketAddr, target: SocketAddr, branch: &str, extra: &str) -> String {
+    format!(
+        "OPTIONS sip:{target} SIP/2.0\r\n\
+         Via: SIP/2.0/{transport} {local};branch={branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@{local}>;tag={branch}f\r\n\
+         To: <sip:{target}>\r\n\
+         Call-ID: {branch}@test\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         {extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// A UDP client socket on loopback.
+pub fn udp_client() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    s
+}
+
+/// Receives one datagram and parses it.
+pub fn recv_message(s: &UdpSocket) -> (Message, Vec<u8>) {
+    let mut buf = vec![0u8; 65_536];
+    let n = s.recv(&mut buf).expect("a response");
+    buf.truncate(n);
+    (Message::parse(buf.clone()).expect("a parseable response"), buf)
+}
+
+/// Sends `request` over UDP and returns the first final response (retransmitting like a UAC
+/// over UDP would, T1 = 500 ms, for up to 4 s).
+pub fn udp_transaction(s: &UdpSocket, server: SocketAddr, request: &str) -> Message {
+    s.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut buf = vec![0u8; 65_536];
+    while Instant::now() < deadline {
+        s.send_to(request.as_bytes(), server).expect("send");
+        while let Ok(n) = s.recv(&mut buf) {
+            let m = Message::parse(buf[..n].to_vec()).expect("parseable");
+            if m.status_code().is_some_and(|c| c >= 200) {
+                return m;
+            }
+        }
+    }
+    panic!("no final response from {server}");
+}
+
+/// Whether an outside program can be run; in CI (`CI=true`) a missing one is a failure,
+/// elsewhere it prints a visible SKIP line and the test returns early.
+pub fn require_tool(name: &str, probe_arg: &str) -> bool {
+    let found = Command::new(name)
+        .arg(probe_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if found {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{name} is required in CI (apt-get install it in .ci/run)");
+    }
+    eprintln!("SKIP: {name} not installed; install it to run this test");
+    false
+}

@@ -1,0 +1,7 @@
+//! Stream framing: see `check_stream` for the invariants.
+#![no_main]
+
+#[path = "../../crates/sip/tests/support/checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::check_stream(data));
