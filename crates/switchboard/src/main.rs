@@ -2,8 +2,10 @@
 //! has not landed yet say so and exit with status 2.
 
 mod cli;
+mod serve;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use cli::{Cli, Command, UserCommand};
@@ -29,8 +31,24 @@ fn main() -> ExitCode {
                     return not_implemented(&format!("serve {what}"), &format!("issue {issue}"));
                 }
             }
-            let _ = args;
-            not_implemented("serve", "issue #4: transports and transactions")
+            let tls_listen = match (&args.tls_cert, args.tls_listen.is_empty()) {
+                (Some(_), true) => vec![std::net::SocketAddr::from(([0, 0, 0, 0], 5061))],
+                _ => args.tls_listen.clone(),
+            };
+            serve::run(serve::ServeOptions {
+                sip_listen: args.sip_listen.clone(),
+                tls_listen,
+                tls_cert: args.tls_cert.clone(),
+                tls_key: args.tls_key.clone(),
+                domain: args.store.domain.clone().unwrap_or_else(serve::host_name),
+                data_dir: args.store.data_dir.clone(),
+                tcp_idle_timeout: Duration::from_secs(args.tcp_idle_timeout),
+                max_connections_per_source: args.max_connections_per_source as usize,
+                max_message_size: args.max_message_size as usize,
+                http_listen: args.http_listen,
+                media_address: args.media_address,
+                rtp_ports: args.rtp_ports,
+            })
         }
         Command::User(cmd) => {
             let what = match cmd {

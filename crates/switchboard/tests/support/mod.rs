@@ -27,9 +27,10 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut p = std::env::temp_dir();
-        let unique = format!("switchboard-test-{tag}-{}-{:?}", std::process::id(), Instant::now());
-        p.push(unique.replace([' ', ':', '.'], "_"));
+        p.push(format!("switchboard-test-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&p).expect("temp dir");
         TempDir(p)
     }

@@ -1,0 +1,57 @@
+//! Runtime settings of the SIP side of the server: where to listen, TLS material, stream and
+//! message limits, transaction timers. The binary fills this from flags and the config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sip_txn::TimerConfig;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// UDP and TCP listen on each address.
+    pub sip_listen: Vec<SocketAddr>,
+    /// TLS listeners; they need `tls_cert` and `tls_key`.
+    pub tls_listen: Vec<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The SIP domain this server is authoritative for.
+    pub domain: String,
+    /// Largest message accepted on any transport.
+    pub max_message_size: usize,
+    /// TCP/TLS connections with no traffic for this long are closed. Phones keep theirs open with
+    /// CRLF keep-alives (RFC 5626) or re-REGISTERs.
+    pub tcp_idle_timeout: Duration,
+    /// Most simultaneous TCP+TLS connections from one IP address.
+    pub max_connections_per_source: usize,
+    /// A TLS handshake must complete within this time.
+    pub tls_handshake_timeout: Duration,
+    /// Send UDP responses to the packet's source port even without `;rport` (RFC 3581 behaviour
+    /// for every request), which is what phones behind NAT need.
+    pub force_rport: bool,
+    /// UDP sockets per listen address (SO_REUSEPORT); 0 = one per CPU.
+    pub udp_sockets_per_address: usize,
+    pub timers: TimerConfig,
+    /// On SIGTERM/SIGINT, how long to wait for transactions in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            sip_listen: vec![SocketAddr::from(([0, 0, 0, 0], 5060))],
+            tls_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            domain: "localhost".into(),
+            max_message_size: 65_535,
+            tcp_idle_timeout: Duration::from_secs(3_660),
+            max_connections_per_source: 64,
+            tls_handshake_timeout: Duration::from_secs(10),
+            force_rport: true,
+            udp_sockets_per_address: 0,
+            timers: TimerConfig::default(),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The transaction user for everything the server answers itself (RFC 3261 §8.2, §11, §16.3
+//! step 3): OPTIONS to the server, CANCEL, and the answers to what is not handled yet.
+//!
+//! - OPTIONS addressed to the server (a Request-URI without a user part) gets 200 with Allow,
+//!   Accept and Supported (§11.2), even with Max-Forwards 0 (RFC 4475 §3.3.11);
+//! - any other request with Max-Forwards 0 gets 483 (it would have to be forwarded);
+//! - a request failing the UAS checks gets their verdict (416, 420, 415, ...);
+//! - a method the server does not handle yet gets 501 with Allow;
+//! - CANCEL gets 200 when it matches an INVITE transaction, 481 otherwise (§9.2).
+
+use sip::{HeaderName, Message, Method, UasPolicy, Verdict, inspect_request};
+use sip_txn::{Event, TransactionLayer, TxId};
+use tracing::debug;
+
+/// Methods this server answers today (the Allow header).
+pub const ALLOWED: &[Method] = &[Method::Options, Method::Ack, Method::Cancel];
+const ALLOW: &str = "OPTIONS, ACK, CANCEL";
+
+/// Every method the server recognises: the others are extension methods.
+const KNOWN: &[Method] = &[
+    Method::Invite,
+    Method::Ack,
+    Method::Bye,
+    Method::Cancel,
+    Method::Register,
+    Method::Options,
+    Method::Info,
+    Method::Update,
+    Method::Prack,
+    Method::Subscribe,
+    Method::Notify,
+    Method::Refer,
+    Method::Message,
+    Method::Publish,
+];
+
+const POLICY: UasPolicy<'static> = UasPolicy {
+    schemes: &["sip", "sips", "tel"],
+    methods: KNOWN,
+    extensions: &[],
+    body_types: &["application/sdp"],
+    answer_type: None,
+};
+
+/// Makes To tags: unique per process, not guessable from the outside.
+pub struct TagSource {
+    state: u64,
+}
+
+impl TagSource {
+    pub fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        TagSource { state: h.finish() | 1 }
+    }
+
+    pub fn next_tag(&mut self) -> String {
+        // xorshift64*: fast, and the seed comes from the per-process random hasher keys.
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        format!("{:x}", self.state.wrapping_mul(0x2545_f491_4f6c_dd1d))
+    }
+}
+
+impl Default for TagSource {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counters the dispatcher keeps (exported as metrics later).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DispatchStats {
+    pub requests: u64,
+    pub rejected: u64,
+    pub stray_responses: u64,
+}
+
+#[derive(Default)]
+pub struct Dispatcher {
+    tags: TagSource,
+    pub stats: DispatchStats,
+}
+
+impl Dispatcher {
+    /// Handles one event of the transaction layer; answers go back through `txn`.
+    pub fn on_event(&mut self, now: std::time::Instant, txn: &mut TransactionLayer, event: Event) {
+        match event {
+            Event::Request { tx, request, .. } => {
+                self.stats.requests += 1;
+                let response = self.answer(&request);
+                self.respond(now, txn, tx, response);
+            }
+            Event::Cancel {
+                tx, invite, request, ..
+            } => {
+                let code = if invite.is_some() { 200 } else { 481 };
+                let response = Message::response_to(&request, code, None, Some(&self.tags.next_tag()));
+                self.respond(now, txn, tx, response);
+            }
+            Event::StrayResponse { response, from } => {
+                self.stats.stray_responses += 1;
+                debug!(status = response.status_code(), %from.addr, "dropped a response that matches no transaction");
+            }
+            Event::Ack { .. } | Event::Response { .. } | Event::Terminated { .. } => {}
+            Event::Timeout { tx } => debug!(?tx, "transaction timed out"),
+            Event::TransportError { tx } => debug!(?tx, "transport error"),
+        }
+    }
+
+    fn respond(&mut self, now: std::time::Instant, txn: &mut TransactionLayer, tx: TxId, response: Message) {
+        if let Err(e) = txn.respond(now, tx, response) {
+            debug!(?tx, error = %e, "could not respond");
+        }
+    }
+
+    /// The response to a request addressed to this server.
+    pub fn answer(&mut self, request: &Message) -> Message {
+        let tag = self.tags.next_tag();
+        let to_us = request.request_uri().is_some_and(|u| u.user.is_none());
+        let is_options = request.method() == Some(&Method::Options);
+        let verdict = inspect_request(request, &POLICY);
+        if let Verdict::Reject { .. } = verdict {
+            self.stats.rejected += 1;
+            return verdict
+                .response(request, &tag)
+                .unwrap_or_else(|| Message::response_to(request, 400, None, Some(&tag)));
+        }
+        if request.max_forwards().ok().flatten() == Some(0) && !(is_options && to_us) {
+            self.stats.rejected += 1;
+            return Message::response_to(request, 483, None, Some(&tag));
+        }
+        if is_options && to_us {
+            let mut ok = Message::response_to(request, 200, None, Some(&tag));
+            ok.push_header(HeaderName::Allow, ALLOW);
+            ok.push_header(HeaderName::Accept, "application/sdp");
+            ok.push_header(HeaderName::Supported, "");
+            return ok;
+        }
+        self.stats.rejected += 1;
+        let mut resp = Message::response_to(request, 501, None, Some(&tag));
+        resp.push_header(HeaderName::Allow, ALLOW);
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, uri: &str, extra: &str) -> Message {
+        let raw = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:a@example.com>;tag=1\r\n\
+             To: <{uri}>\r\nCall-ID: c1\r\nCSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        Message::parse(raw.into_bytes()).expect("valid")
+    }
+
+    #[test]
+    fn options_to_the_server() {
+        let mut d = Dispatcher::default();
+        let r = d.answer(&request("OPTIONS", "sip:127.0.0.1:5060", "Max-Forwards: 70\r\n"));
+        assert_eq!(r.status_code(), Some(200));
+        assert_eq!(r.header("Allow"), Some(ALLOW));
+        assert_eq!(r.header("Accept"), Some("application/sdp"));
+        assert!(r.header("Supported").is_some());
+        assert!(r.to_header().expect("to").tag().is_some());
+        let r = d.answer(&request("OPTIONS", "sip:example.com", "Max-Forwards: 0\r\n"));
+        assert_eq!(
+            r.status_code(),
+            Some(200),
+            "the target of an OPTIONS may answer it with Max-Forwards 0"
+        );
+    }
+
+    #[test]
+    fn what_is_not_handled_yet() {
+        let mut d = Dispatcher::default();
+        let r = d.answer(&request("INVITE", "sip:1001@example.com", "Max-Forwards: 70\r\n"));
+        assert_eq!(r.status_code(), Some(501));
+        assert_eq!(r.header("Allow"), Some(ALLOW));
+        assert_eq!(
+            d.answer(&request("INVITE", "sip:1001@example.com", "Max-Forwards: 0\r\n"))
+                .status_code(),
+            Some(483)
+        );
+        assert_eq!(
+            d.answer(&request("FOO", "sip:example.com", "")).status_code(),
+            Some(501)
+        );
+        assert_eq!(
+            d.answer(&request("OPTIONS", "sip:1001@example.com", "")).status_code(),
+            Some(501)
+        );
+        assert_eq!(
+            d.answer(&request("OPTIONS", "nobody:opaque", "")).status_code(),
+            Some(416)
+        );
+        assert_eq!(
+            d.answer(&request("OPTIONS", "sip:example.com", "Require: foo\r\n"))
+                .status_code(),
+            Some(420)
+        );
+    }
+
+    #[test]
+    fn tags_differ() {
+        let mut t = TagSource::new();
+        let a = t.next_tag();
+        assert_ne!(a, t.next_tag());
+    }
+}

@@ -1,0 +1,79 @@
+//! The synchronous heart of the server: the transaction layer and the dispatcher behind one lock.
+//!
+//! Transports parse and stamp messages outside the lock, then hand them in here; the engine
+//! returns the transmissions to make. A timer task calls [`Engine::on_timeout`] at
+//! [`Engine::next_deadline`]. No I/O happens under the lock.
+
+use std::time::Instant;
+
+use sip::Message;
+use sip_txn::{Peer, TimerConfig, TransactionLayer, Transmit};
+
+use crate::dispatch::Dispatcher;
+
+pub struct Engine {
+    txn: TransactionLayer,
+    dispatcher: Dispatcher,
+    accepting: bool,
+}
+
+impl Engine {
+    pub fn new(timers: TimerConfig) -> Self {
+        Engine {
+            txn: TransactionLayer::new(timers),
+            dispatcher: Dispatcher::default(),
+            accepting: true,
+        }
+    }
+
+    /// A checked message from the network.
+    pub fn on_message(&mut self, now: Instant, message: Message, from: Peer, out: &mut Vec<Transmit>) {
+        if !self.accepting && message.is_request() && message.method() != Some(&sip::Method::Ack) {
+            // Shutting down: retransmissions of requests already in a transaction are still
+            // absorbed by the layer; new requests are answered 503 by the caller's choice of
+            // dropping them here (the client retries elsewhere).
+            if !self.txn.matches_server_transaction(&message) {
+                return;
+            }
+        }
+        self.txn.handle_message(now, message, from);
+        self.drain(now, out);
+    }
+
+    pub fn on_timeout(&mut self, now: Instant, out: &mut Vec<Transmit>) {
+        self.txn.handle_timeout(now);
+        self.drain(now, out);
+    }
+
+    pub fn on_transport_error(&mut self, now: Instant, tx: sip_txn::TxId, out: &mut Vec<Transmit>) {
+        self.txn.transport_error(now, tx);
+        self.drain(now, out);
+    }
+
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        self.txn.poll_timeout()
+    }
+
+    /// Stop taking new requests (graceful shutdown).
+    pub fn stop_accepting(&mut self) {
+        self.accepting = false;
+    }
+
+    /// Transactions that still wait for something other than their final timer.
+    pub fn in_flight(&self) -> usize {
+        self.txn.client_transactions() + self.txn.pending_server_transactions()
+    }
+
+    pub fn transactions(&self) -> usize {
+        self.txn.len()
+    }
+
+    fn drain(&mut self, now: Instant, out: &mut Vec<Transmit>) {
+        while let Some(event) = self.txn.poll_event() {
+            self.dispatcher.on_event(now, &mut self.txn, event);
+        }
+        while let Some(t) = self.txn.poll_transmit() {
+            out.push(t);
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! # server — switchboard's runtime
+//!
+//! Binds the SIP transports, drives the sans-IO transaction layer (`sip-txn`) with real sockets
+//! and a real clock, and answers what the server handles itself. Layout:
+//!
+//! - [`transport`]: UDP (SO_REUSEPORT socket groups), TCP and TLS listeners, the connection table,
+//!   the receive path (parse → checks → Via stamping → engine) and the send path;
+//! - [`engine`]: the transaction layer and the dispatcher behind one lock;
+//! - [`dispatch`]: the transaction user (OPTIONS, CANCEL, 483/501 for what is not handled yet);
+//! - [`via`]: `received`/`rport` (RFC 3261 §18.2.1, RFC 3581);
+//! - [`config`]: the settings.
+//!
+//! [`run`] serves until its shutdown future completes, then stops taking new requests and waits
+//! (boundedly) for transactions in flight.
+
+pub mod config;
+pub mod dispatch;
+pub mod engine;
+pub mod transport;
+pub mod via;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use config::ServerConfig;
+use transport::{Shared, stream, tls, udp};
+
+/// Where the server ended up listening (ports chosen by the OS when 0 was asked for).
+#[derive(Debug, Clone, Default)]
+pub struct Listening {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
+}
+
+fn sockets_per_address(config: &ServerConfig) -> usize {
+    match config.udp_sockets_per_address {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// Binds UDP and TCP on the same port of `addr`; with port 0, retries until one port is free for
+/// both.
+fn bind_sip(addr: SocketAddr, udp_count: usize) -> io::Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener)> {
+    let mut last_err = None;
+    for _ in 0..20 {
+        let group = udp::bind_group(addr, udp_count)?;
+        let port = group
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .map_or(addr.port(), |a| a.port());
+        match stream::bind(SocketAddr::new(addr.ip(), port)) {
+            Ok(tcp) => return Ok((group, tcp)),
+            Err(e) if addr.port() == 0 => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("no port free for both UDP and TCP")))
+}
+
+/// Serves SIP until `shutdown` completes. `on_ready` is called once every listener is bound.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(&Listening),
+) -> io::Result<()> {
+    let mut listening = Listening::default();
+    let mut udp_sockets = Vec::new();
+    let mut tcp_listeners = Vec::new();
+    let per_address = sockets_per_address(&config);
+    for &addr in &config.sip_listen {
+        let (group, tcp) = bind_sip(addr, per_address)?;
+        listening.udp.push(group[0].local_addr()?);
+        listening.tcp.push(tcp.local_addr()?);
+        udp_sockets.extend(group.into_iter().map(Arc::new));
+        tcp_listeners.push(tcp);
+    }
+    let mut tls_listeners = Vec::new();
+    let mut cert = None;
+    if !config.tls_listen.is_empty() {
+        let (Some(c), Some(k)) = (&config.tls_cert, &config.tls_key) else {
+            return Err(io::Error::other("TLS listeners need --tls-cert and --tls-key"));
+        };
+        let loaded = tls::ReloadableCert::open(c, k)?;
+        for &addr in &config.tls_listen {
+            let l = stream::bind(addr)?;
+            listening.tls.push(l.local_addr()?);
+            tls_listeners.push(l);
+        }
+        cert = Some(loaded);
+    }
+
+    let shared = Shared::new(config, udp_sockets);
+    let mut tasks = Vec::new();
+    for i in 0..shared.udp.len() {
+        tasks.push(tokio::spawn(udp::run(shared.clone(), i)));
+    }
+    let mut accept_tasks = Vec::new();
+    for l in tcp_listeners {
+        accept_tasks.push(tokio::spawn(stream::accept_loop(shared.clone(), l, None)));
+    }
+    if let Some(cert) = cert {
+        let acceptor = tls::acceptor(cert.clone())?;
+        for l in tls_listeners {
+            accept_tasks.push(tokio::spawn(stream::accept_loop(
+                shared.clone(),
+                l,
+                Some(acceptor.clone()),
+            )));
+        }
+        tasks.push(tokio::spawn(tls::reload_on_sighup(cert)));
+    }
+    tasks.push(tokio::spawn(shared.clone().run_timers()));
+    on_ready(&listening);
+
+    shutdown.await;
+    for t in &accept_tasks {
+        t.abort();
+    }
+    shared.engine.lock().stop_accepting();
+    let deadline = Instant::now() + shared.config.shutdown_grace;
+    while shared.engine.lock().in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

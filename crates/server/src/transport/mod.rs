@@ -1,0 +1,227 @@
+//! SIP transports (RFC 3261 §18): UDP, TCP and TLS listeners, the path from received bytes to the
+//! engine, and the path from the engine's transmissions back to the network.
+//!
+//! Received requests get `received`/`rport` on their top Via before anything else sees them
+//! ([`crate::via`]); responses go back to where the request came from: the same connection for
+//! TCP/TLS, the source address (and port, with rport) for UDP. Malformed requests are answered 400
+//! with the parser's reason where a Via allows it; malformed responses are dropped.
+
+pub mod conn;
+pub mod stream;
+pub mod tls;
+pub mod udp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use sip::{Limits, Message, ParseError};
+use sip_txn::{Peer, Transmit, Transport};
+use tokio::sync::Notify;
+use tracing::debug;
+
+use crate::config::ServerConfig;
+use crate::engine::Engine;
+use crate::via::stamp_request;
+
+/// State shared by every transport task.
+pub struct Shared {
+    pub engine: Mutex<Engine>,
+    pub config: ServerConfig,
+    pub limits: Limits,
+    pub udp: Vec<Arc<tokio::net::UdpSocket>>,
+    pub conns: conn::ConnTable,
+    /// Wakes the timer task when a new, earlier deadline appears.
+    pub timer_wake: Notify,
+    /// The deadline the timer task sleeps for, in ns after `epoch` (u64::MAX: none).
+    armed: AtomicU64,
+    epoch: Instant,
+    pub stats: Stats,
+}
+
+/// Transport counters (exported as metrics by a later issue).
+#[derive(Default)]
+pub struct Stats {
+    pub parse_errors: AtomicU64,
+    pub dropped_responses: AtomicU64,
+    pub send_errors: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(config: ServerConfig, udp: Vec<Arc<tokio::net::UdpSocket>>) -> Arc<Shared> {
+        let limits = Limits {
+            max_message_size: config.max_message_size,
+            ..Limits::default()
+        };
+        Arc::new(Shared {
+            engine: Mutex::new(Engine::new(config.timers)),
+            limits,
+            udp,
+            conns: conn::ConnTable::new(config.max_connections_per_source),
+            timer_wake: Notify::new(),
+            armed: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+            stats: Stats::default(),
+            config,
+        })
+    }
+
+    fn offset(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Runs `f` on the engine, then sends what it produced and re-arms the timer if needed.
+    pub fn with_engine(&self, f: impl FnOnce(&mut Engine, Instant, &mut Vec<Transmit>)) {
+        let mut out = Vec::new();
+        let deadline = {
+            let mut engine = self.engine.lock();
+            f(&mut engine, Instant::now(), &mut out);
+            engine.next_deadline()
+        };
+        if let Some(d) = deadline {
+            let d = self.offset(d);
+            if d < self.armed.load(Ordering::Acquire) {
+                self.armed.store(d, Ordering::Release);
+                self.timer_wake.notify_one();
+            }
+        }
+        self.send_all(out);
+    }
+
+    /// Serializes and sends each transmission on its transport.
+    pub fn send_all(&self, out: Vec<Transmit>) {
+        for t in out {
+            let bytes = t.message.to_bytes();
+            if !self.send_bytes(&t.to, bytes) {
+                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(tx) = t.tx {
+                    let mut more = Vec::new();
+                    self.engine.lock().on_transport_error(Instant::now(), tx, &mut more);
+                    // Errors of error handling are not chased further.
+                    for m in more {
+                        self.send_bytes(&m.to, m.message.to_bytes());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends raw bytes to a peer; false when it cannot be done.
+    pub fn send_bytes(&self, to: &Peer, bytes: Bytes) -> bool {
+        match to.transport {
+            Transport::Udp => {
+                let Some(sock) = self.udp.get(to.conn as usize).or_else(|| self.udp.first()) else {
+                    return false;
+                };
+                match sock.try_send_to(&bytes, to.addr) {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        let sock = sock.clone();
+                        let addr = to.addr;
+                        tokio::spawn(async move {
+                            let _ = sock.send_to(&bytes, addr).await;
+                        });
+                        true
+                    }
+                    Err(e) => {
+                        debug!(error = %e, to = %to.addr, "udp send failed");
+                        false
+                    }
+                }
+            }
+            _ => self.conns.send(to.conn, bytes),
+        }
+    }
+
+    /// The timer task: fires the engine's timers on time.
+    pub async fn run_timers(self: Arc<Self>) {
+        loop {
+            let armed = self.armed.load(Ordering::Acquire);
+            let sleep = if armed == u64::MAX {
+                tokio::time::sleep(std::time::Duration::from_secs(3600))
+            } else {
+                let at = self.epoch + std::time::Duration::from_nanos(armed);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at))
+            };
+            tokio::select! {
+                _ = sleep => {
+                    self.armed.store(u64::MAX, Ordering::Release);
+                    self.with_engine(|e, now, out| e.on_timeout(now, out));
+                }
+                _ = self.timer_wake.notified() => {}
+            }
+        }
+    }
+
+    /// Handles one complete received message (datagram or stream frame) from `source`.
+    /// `reply` is where responses to a request go when it is not the source (UDP without rport).
+    pub fn on_received(
+        &self,
+        parsed: Result<Message, ParseError>,
+        raw: &Bytes,
+        transport: Transport,
+        source: SocketAddr,
+        conn: u64,
+    ) {
+        let mut message = match parsed {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
+                debug!(%source, error = %e, "unparseable message");
+                if let Some(resp) = sip::reject_unparsed(raw, &e) {
+                    self.send_bytes(
+                        &Peer {
+                            transport,
+                            addr: source,
+                            conn,
+                        },
+                        Bytes::from(resp),
+                    );
+                }
+                return;
+            }
+        };
+        if let Err(e) = message.check_essentials() {
+            self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
+            if message.is_request() && message.method() != Some(&sip::Method::Ack) {
+                let resp = Message::response_to(&message, e.status_code(), Some(&e.to_string()), None);
+                self.send_bytes(
+                    &Peer {
+                        transport,
+                        addr: source,
+                        conn,
+                    },
+                    resp.to_bytes(),
+                );
+            } else {
+                self.stats.dropped_responses.fetch_add(1, Ordering::Relaxed);
+                debug!(%source, error = %e, "dropped a malformed response");
+            }
+            return;
+        }
+        let peer = if message.is_request() {
+            match stamp_request(
+                &mut message,
+                source,
+                self.config.force_rport || transport != Transport::Udp,
+            ) {
+                Ok(reply_to) => Peer {
+                    transport,
+                    addr: reply_to,
+                    conn,
+                },
+                Err(_) => return,
+            }
+        } else {
+            Peer {
+                transport,
+                addr: source,
+                conn,
+            }
+        };
+        self.with_engine(|e, now, out| e.on_message(now, message, peer, out));
+    }
+}

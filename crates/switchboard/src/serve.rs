@@ -1,0 +1,103 @@
+//! `switchboard serve`: builds the server settings from the command line, starts the runtime,
+//! prints where it listens, and runs until SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use server::ServerConfig;
+
+/// What `serve` needs from the command line (and, later, the config file).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub sip_listen: Vec<SocketAddr>,
+    pub tls_listen: Vec<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub domain: String,
+    pub data_dir: PathBuf,
+    pub tcp_idle_timeout: Duration,
+    pub max_connections_per_source: usize,
+    pub max_message_size: usize,
+    /// Accepted for the interface; served by later issues (admin API #8, media #7).
+    pub http_listen: SocketAddr,
+    pub media_address: Option<std::net::IpAddr>,
+    pub rtp_ports: (u16, u16),
+}
+
+/// The machine's host name, the default SIP domain.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+pub fn run(opts: ServeOptions) -> ExitCode {
+    init_logging();
+    tracing::info!(
+        http = %opts.http_listen,
+        rtp_ports = ?opts.rtp_ports,
+        media = ?opts.media_address,
+        data_dir = %opts.data_dir.display(),
+        "admin API (issue #8), media relay (#7) and storage (#5) are not implemented yet: these settings are accepted and unused"
+    );
+    let config = ServerConfig {
+        sip_listen: opts.sip_listen.clone(),
+        tls_listen: opts.tls_listen.clone(),
+        tls_cert: opts.tls_cert.clone(),
+        tls_key: opts.tls_key.clone(),
+        domain: opts.domain.clone(),
+        tcp_idle_timeout: opts.tcp_idle_timeout,
+        max_connections_per_source: opts.max_connections_per_source,
+        max_message_size: opts.max_message_size,
+        ..ServerConfig::default()
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("switchboard: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let domain = opts.domain.clone();
+    let result = runtime.block_on(server::run(config, server::shutdown_signal(), |l| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "switchboard {} serving domain {domain}", env!("CARGO_PKG_VERSION"));
+        for a in &l.udp {
+            let _ = writeln!(out, "sip udp {a}");
+        }
+        for a in &l.tcp {
+            let _ = writeln!(out, "sip tcp {a}");
+        }
+        for a in &l.tls {
+            let _ = writeln!(out, "sip tls {a}");
+        }
+        let _ = out.flush();
+    }));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
