@@ -8,7 +8,7 @@
 //! - a method the server does not handle yet gets 501 with Allow;
 //! - CANCEL gets 200 when it matches an INVITE transaction, 481 otherwise (§9.2).
 
-use sip::{HeaderName, Message, Method, UasPolicy, Verdict, inspect_request};
+use sip::{HeaderName, Message, Method, UasPolicy, Verdict, inspect_checked_request};
 use sip_txn::{Event, TransactionLayer, TxId};
 use tracing::debug;
 
@@ -116,12 +116,13 @@ impl Dispatcher {
         }
     }
 
-    /// The response to a request addressed to this server.
+    /// The response to a request addressed to this server; the request has passed
+    /// `check_essentials` (the transports check every message on arrival).
     pub fn answer(&mut self, request: &Message) -> Message {
         let tag = self.tags.next_tag();
         let to_us = request.request_uri().is_some_and(|u| u.user.is_none());
         let is_options = request.method() == Some(&Method::Options);
-        let verdict = inspect_request(request, &POLICY);
+        let verdict = inspect_checked_request(request, &POLICY);
         if let Verdict::Reject { .. } = verdict {
             self.stats.rejected += 1;
             return verdict

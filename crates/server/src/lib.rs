@@ -45,7 +45,7 @@ fn sockets_per_address(config: &ServerConfig) -> usize {
 
 /// Binds UDP and TCP on the same port of `addr`; with port 0, retries until one port is free for
 /// both.
-fn bind_sip(addr: SocketAddr, udp_count: usize) -> io::Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener)> {
+fn bind_sip(addr: SocketAddr, udp_count: usize) -> io::Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener)> {
     let mut last_err = None;
     for _ in 0..20 {
         let group = udp::bind_group(addr, udp_count)?;
@@ -96,8 +96,9 @@ pub async fn run(
 
     let shared = Shared::new(config, udp_sockets);
     let mut tasks = Vec::new();
+    let mut udp_threads = Vec::new();
     for i in 0..shared.udp.len() {
-        tasks.push(tokio::spawn(udp::run(shared.clone(), i)));
+        udp_threads.push(udp::spawn(shared.clone(), i)?);
     }
     let mut accept_tasks = Vec::new();
     for l in tcp_listeners {
@@ -128,6 +129,10 @@ pub async fn run(
     }
     for t in tasks {
         t.abort();
+    }
+    shared.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in udp_threads {
+        let _ = t.join();
     }
     Ok(())
 }

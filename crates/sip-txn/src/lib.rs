@@ -20,9 +20,10 @@ mod client;
 mod config;
 mod key;
 mod server;
+mod shard;
 mod timer;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -33,6 +34,7 @@ use client::ClientTx;
 pub use config::TimerConfig;
 use key::{ClientKey, ServerKey};
 use server::ServerTx;
+use shard::ShardedMap;
 use timer::{Armed, TimerKind, TimerQueue};
 
 /// A transport protocol.
@@ -192,9 +194,9 @@ impl Tx {
 pub struct TransactionLayer {
     config: TimerConfig,
     next_id: u64,
-    txs: HashMap<TxId, Tx>,
-    servers: HashMap<ServerKey, TxId>,
-    clients: HashMap<ClientKey, TxId>,
+    txs: ShardedMap<TxId, Tx>,
+    servers: ShardedMap<ServerKey, TxId>,
+    clients: ShardedMap<ClientKey, TxId>,
     out: Out,
 }
 
@@ -203,9 +205,9 @@ impl TransactionLayer {
         TransactionLayer {
             config,
             next_id: 1,
-            txs: HashMap::new(),
-            servers: HashMap::new(),
-            clients: HashMap::new(),
+            txs: ShardedMap::default(),
+            servers: ShardedMap::default(),
+            clients: ShardedMap::default(),
             out: Out::default(),
         }
     }
@@ -443,10 +445,11 @@ impl TransactionLayer {
             .count()
     }
 
-    /// The request that created a server transaction.
+    /// The request that created a transaction (for a server transaction, until its final
+    /// response is sent).
     pub fn request_of(&self, tx: TxId) -> Option<&Message> {
         match self.txs.get(&tx) {
-            Some(Tx::Server(s)) => Some(&s.request),
+            Some(Tx::Server(s)) => s.request.as_ref(),
             Some(Tx::Client(c)) => Some(&c.request),
             None => None,
         }

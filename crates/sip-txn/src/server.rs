@@ -13,6 +13,7 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use sip::{Message, Method};
 
 use crate::key::ServerKey;
@@ -34,9 +35,13 @@ pub struct ServerTx {
     pub key: ServerKey,
     pub invite: bool,
     pub state: ServerState,
-    pub request: Message,
+    /// The request, until the final response is sent (afterwards only the response is needed:
+    /// a Completed transaction may linger 64*T1, so it keeps as little as possible).
+    pub request: Option<Message>,
     pub peer: Peer,
-    pub last_response: Option<Message>,
+    /// The last response sent, in wire form: a Completed transaction may linger 64*T1, and bytes
+    /// cost a fraction of a `Message`'s memory. Re-parsed only for a retransmission.
+    last_response: Option<Bytes>,
     pub armed: Armed,
     /// Current Timer G interval.
     g_interval: std::time::Duration,
@@ -62,7 +67,7 @@ impl ServerTx {
             } else {
                 ServerState::Trying
             },
-            request,
+            request: Some(request),
             peer,
             last_response: None,
             armed: Armed::default(),
@@ -79,9 +84,15 @@ impl ServerTx {
     }
 
     fn send_trying(&mut self, out: &mut Out) {
-        let trying = Message::response_to(&self.request, 100, None, None);
-        out.transmit(Some(self.id), self.peer.clone(), trying.clone());
-        self.last_response = Some(trying);
+        let Some(request) = &self.request else { return };
+        let trying = Message::response_to(request, 100, None, None);
+        self.last_response = Some(trying.to_bytes());
+        out.transmit(Some(self.id), self.peer.clone(), trying);
+    }
+
+    /// The last response again, for a retransmission.
+    fn resend(&self) -> Option<Message> {
+        self.last_response.clone().and_then(|b| Message::parse(b).ok())
     }
 
     /// The TU has not answered yet with a final response.
@@ -120,8 +131,8 @@ impl ServerTx {
         match self.state {
             ServerState::Trying | ServerState::Accepted => {}
             ServerState::Proceeding | ServerState::Completed | ServerState::Confirmed => {
-                if let Some(r) = &self.last_response {
-                    out.transmit(Some(self.id), from, r.clone());
+                if let Some(r) = self.resend() {
+                    out.transmit(Some(self.id), from, r);
                 }
             }
         }
@@ -162,10 +173,13 @@ impl ServerTx {
             }
             _ => return Err(TxnError::InvalidState("a final response was already sent")),
         }
-        out.transmit(Some(self.id), self.peer.clone(), resp.clone());
-        if self.state != ServerState::Accepted {
-            self.last_response = Some(resp);
+        if code >= 200 {
+            self.request = None;
         }
+        if self.state != ServerState::Accepted {
+            self.last_response = Some(resp.to_bytes());
+        }
+        out.transmit(Some(self.id), self.peer.clone(), resp);
         Ok(())
     }
 
@@ -177,8 +191,8 @@ impl ServerTx {
                 false
             }
             (TimerKind::G, ServerState::Completed) => {
-                if let Some(r) = &self.last_response {
-                    out.transmit(Some(self.id), self.peer.clone(), r.clone());
+                if let Some(r) = self.resend() {
+                    out.transmit(Some(self.id), self.peer.clone(), r);
                 }
                 self.g_interval = (self.g_interval * 2).min(cfg.t2);
                 out.arm(&mut self.armed, self.id, TimerKind::G, now + self.g_interval);

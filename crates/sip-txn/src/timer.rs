@@ -48,9 +48,22 @@ impl Armed {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TimerQueue {
     heap: BinaryHeap<Reverse<(Instant, TxId, TimerKind)>>,
+}
+
+/// Entries reserved up front: address space only (pages are touched as the heap fills), so the
+/// heap does not reallocate and copy itself in the middle of a load peak below ~2 million
+/// pending timers.
+const RESERVED: usize = 1 << 21;
+
+impl Default for TimerQueue {
+    fn default() -> Self {
+        TimerQueue {
+            heap: BinaryHeap::with_capacity(RESERVED),
+        }
+    }
 }
 
 impl TimerQueue {

@@ -116,7 +116,10 @@ impl StreamFramer {
             self.buf.reserve(total - self.buf.len());
             return Ok(None);
         }
-        let frame = self.buf.split_to(total).freeze();
+        // Copied out rather than split off: a message may live long in a transaction, and a split
+        // would keep the whole read buffer alive with it.
+        let frame = Bytes::copy_from_slice(&self.buf[..total]);
+        self.buf.advance(total);
         self.scanned = 0;
         Ok(Some(match parse(frame.clone(), Framing::Stream, &self.limits) {
             Ok(m) => Frame::Message(m),

@@ -43,4 +43,4 @@ pub use params::{Param, Params};
 pub use parse::{Framing, Limits};
 pub use status::reason_phrase;
 pub use uri::{Scheme, Uri};
-pub use validate::{UasPolicy, Verdict, has_star_contact, inspect_request, reject_unparsed};
+pub use validate::{UasPolicy, Verdict, has_star_contact, inspect_checked_request, inspect_request, reject_unparsed};

@@ -130,12 +130,18 @@ fn media_type_matches(pattern: &str, media: &str) -> bool {
 /// The stateless UAS verdict on a request addressed to this element. Includes
 /// [`Message::check_essentials`].
 pub fn inspect_request(msg: &Message, policy: &UasPolicy<'_>) -> Verdict {
-    let Some(method) = msg.method() else {
-        return Verdict::reject(400);
-    };
     if let Err(e) = msg.check_essentials() {
         return Verdict::from_error(e);
     }
+    inspect_checked_request(msg, policy)
+}
+
+/// [`inspect_request`] for a message that already passed [`Message::check_essentials`] (the
+/// transport checks every message on arrival; the dispatcher need not parse the headers again).
+pub fn inspect_checked_request(msg: &Message, policy: &UasPolicy<'_>) -> Verdict {
+    let Some(method) = msg.method() else {
+        return Verdict::reject(400);
+    };
     let Some(uri) = msg.request_uri() else {
         return Verdict::reject(400);
     };
@@ -223,17 +229,20 @@ pub fn reject_unparsed(raw: &[u8], err: &ParseError) -> Option<Vec<u8>> {
             continue;
         };
         let name = std::str::from_utf8(&line[..colon]).map(|n| n.trim_end_matches([' ', '\t']));
-        let keep = match name.map(HeaderName::from_name) {
-            Ok(HeaderName::Via) => {
-                has_via = true;
-                true
-            }
-            Ok(HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq) => true,
-            _ => false,
-        };
-        if keep && !line.is_empty() && !matches!(line[0], b' ' | b'\t') {
+        let header = name.map(HeaderName::from_name);
+        let keep = matches!(
+            header,
+            Ok(HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq)
+        );
+        // Only clean text is copied: a line with control or non-UTF-8 bytes would make our own
+        // answer unparseable.
+        let clean = |l: &[u8]| std::str::from_utf8(l).is_ok() && l.iter().all(|&b| b >= 0x20 || b == b'\t');
+        if keep && !line.is_empty() && !matches!(line[0], b' ' | b'\t') && clean(line) {
+            has_via |= header == Ok(HeaderName::Via);
             out.extend_from_slice(line);
-            while let Some(fold) = lines.next_if(|l| l.first().is_some_and(|&b| b == b' ' || b == b'\t')) {
+            while let Some(fold) = lines.next_if(|l| {
+                l.first().is_some_and(|&b| b == b' ' || b == b'\t') && clean(l.strip_suffix(b"\r").unwrap_or(l))
+            }) {
                 out.extend_from_slice(b"\r\n");
                 out.extend_from_slice(fold.strip_suffix(b"\r").unwrap_or(fold));
             }

@@ -32,7 +32,9 @@ pub struct Shared {
     pub engine: Mutex<Engine>,
     pub config: ServerConfig,
     pub limits: Limits,
-    pub udp: Vec<Arc<tokio::net::UdpSocket>>,
+    pub udp: Vec<Arc<std::net::UdpSocket>>,
+    /// Set on shutdown; the UDP receive threads stop.
+    pub stopping: std::sync::atomic::AtomicBool,
     pub conns: conn::ConnTable,
     /// Wakes the timer task when a new, earlier deadline appears.
     pub timer_wake: Notify,
@@ -51,7 +53,7 @@ pub struct Stats {
 }
 
 impl Shared {
-    pub fn new(config: ServerConfig, udp: Vec<Arc<tokio::net::UdpSocket>>) -> Arc<Shared> {
+    pub fn new(config: ServerConfig, udp: Vec<Arc<std::net::UdpSocket>>) -> Arc<Shared> {
         let limits = Limits {
             max_message_size: config.max_message_size,
             ..Limits::default()
@@ -60,6 +62,7 @@ impl Shared {
             engine: Mutex::new(Engine::new(config.timers)),
             limits,
             udp,
+            stopping: std::sync::atomic::AtomicBool::new(false),
             conns: conn::ConnTable::new(config.max_connections_per_source),
             timer_wake: Notify::new(),
             armed: AtomicU64::new(u64::MAX),
@@ -116,16 +119,9 @@ impl Shared {
                 let Some(sock) = self.udp.get(to.conn as usize).or_else(|| self.udp.first()) else {
                     return false;
                 };
-                match sock.try_send_to(&bytes, to.addr) {
+                // A blocking send: with a 4 MiB send buffer it does not wait in practice.
+                match sock.send_to(&bytes, to.addr) {
                     Ok(_) => true,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        let sock = sock.clone();
-                        let addr = to.addr;
-                        tokio::spawn(async move {
-                            let _ = sock.send_to(&bytes, addr).await;
-                        });
-                        true
-                    }
                     Err(e) => {
                         debug!(error = %e, to = %to.addr, "udp send failed");
                         false

@@ -1,20 +1,24 @@
 //! UDP: one socket per core on each listen address with SO_REUSEPORT, so the kernel spreads
-//! phones over the sockets and each socket has its own receive task (RFC 3261 §18.1/§18.2 over
-//! an unreliable transport).
+//! phones over the sockets, and one OS thread per socket doing blocking receives (RFC 3261
+//! §18.1/§18.2 over an unreliable transport). Blocking threads, as Kamailio's UDP workers do,
+//! because an async task pays a wake-up and a context switch for nearly every datagram at the
+//! rates a registrar sees; the engine work per datagram is short and never waits.
 //!
-//! The receive buffer is one `BytesMut` per socket: each datagram is split off and frozen, and the
-//! allocation is reused once the message that referenced it is dropped, so the steady state does
-//! no per-packet allocation for the buffer.
+//! Each socket receives into one reusable 64 KiB scratch buffer; a datagram is then copied into an
+//! allocation of exactly its size. That copy is the one per-packet allocation that cannot be
+//! avoided: the parsed message refers into its bytes and may live for 64*T1 in a transaction, and
+//! slicing it out of a shared buffer would pin the whole buffer for that long.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use sip::{Framing, Message};
 use sip_txn::Transport;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::UdpSocket;
 
 use super::Shared;
 
@@ -33,37 +37,43 @@ pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> 
         // Bursts of registrations: a larger receive buffer rides them out instead of dropping.
         let _ = s.set_recv_buffer_size(4 << 20);
         let _ = s.set_send_buffer_size(4 << 20);
-        s.set_nonblocking(true)?;
         s.bind(&addr.into())?;
         let bound = s
             .local_addr()?
             .as_socket()
             .ok_or_else(|| io::Error::other("not an IP socket"))?;
         addr = bound;
-        sockets.push(UdpSocket::from_std(s.into())?);
+        let sock: UdpSocket = s.into();
+        // Lets the receive thread notice shutdown.
+        sock.set_read_timeout(Some(Duration::from_millis(250)))?;
+        sockets.push(sock);
     }
     Ok(sockets)
 }
 
-/// The receive loop of one socket; `index` identifies it in `Shared::udp` for replies.
-pub async fn run(shared: Arc<Shared>, index: usize) {
+/// Starts the receive thread of socket `index` of `Shared::udp`.
+pub fn spawn(shared: Arc<Shared>, index: usize) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("sip-udp-{index}"))
+        .spawn(move || receive_loop(&shared, index))
+}
+
+fn receive_loop(shared: &Shared, index: usize) {
     let Some(sock) = shared.udp.get(index).cloned() else {
         return;
     };
-    let max = shared.limits.max_message_size;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    loop {
-        buf.clear();
-        buf.reserve(max.max(65_536) + 1);
-        let (n, source) = match sock.recv_buf_from(&mut buf).await {
+    let mut scratch = vec![0u8; shared.limits.max_message_size.max(65_535) + 1];
+    while !shared.stopping.load(Ordering::Relaxed) {
+        let (n, source) = match sock.recv_from(&mut scratch) {
             Ok(r) => r,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
             Err(e) => {
                 // ICMP errors surface here on some systems; the socket stays usable.
                 tracing::debug!(error = %e, "udp receive error");
                 continue;
             }
         };
-        let data = buf.split_to(n).freeze();
+        let data = Bytes::copy_from_slice(&scratch[..n]);
         if data.iter().all(|&b| b == b'\r' || b == b'\n' || b == 0) {
             continue; // keep-alive
         }

@@ -24,8 +24,16 @@ const POLICY: UasPolicy<'static> = UasPolicy {
 /// panicking; a parsed message re-serializes to bytes that parse back to the same message, both
 /// unchanged and after an edit.
 pub fn check_datagram(data: &[u8]) {
-    let Ok(m) = Message::parse(bytes::Bytes::copy_from_slice(data)) else {
-        return;
+    let m = match Message::parse(bytes::Bytes::copy_from_slice(data)) {
+        Ok(m) => m,
+        Err(e) => {
+            // What cannot be parsed is answered from the raw bytes; that answer must parse.
+            if let Some(resp) = sip::reject_unparsed(data, &e) {
+                let r = Message::parse(resp).expect("our 400 for unparseable input parses");
+                assert_eq!(r.status_code(), Some(e.status_code()));
+            }
+            return;
+        }
     };
     let _ = m.check_essentials();
     if m.is_request() {
