@@ -8,7 +8,7 @@
 //! - a method the server does not handle yet gets 501 with Allow;
 //! - CANCEL gets 200 when it matches an INVITE transaction, 481 otherwise (§9.2).
 
-use sip::{HeaderName, Message, Method, UasPolicy, Verdict, inspect_checked_request};
+use sip::{HeaderName, KNOWN_METHODS, Message, Method, UasPolicy, Verdict, inspect_checked_request};
 use sip_txn::{Event, TransactionLayer, TxId};
 use tracing::debug;
 
@@ -16,27 +16,9 @@ use tracing::debug;
 pub const ALLOWED: &[Method] = &[Method::Options, Method::Ack, Method::Cancel];
 const ALLOW: &str = "OPTIONS, ACK, CANCEL";
 
-/// Every method the server recognises: the others are extension methods.
-const KNOWN: &[Method] = &[
-    Method::Invite,
-    Method::Ack,
-    Method::Bye,
-    Method::Cancel,
-    Method::Register,
-    Method::Options,
-    Method::Info,
-    Method::Update,
-    Method::Prack,
-    Method::Subscribe,
-    Method::Notify,
-    Method::Refer,
-    Method::Message,
-    Method::Publish,
-];
-
 const POLICY: UasPolicy<'static> = UasPolicy {
     schemes: &["sip", "sips", "tel"],
-    methods: KNOWN,
+    methods: KNOWN_METHODS,
     extensions: &[],
     body_types: &["application/sdp"],
     answer_type: None,

@@ -251,30 +251,13 @@ impl TransactionLayer {
                     invite: None,
                 });
             }
-            Some(Method::Cancel) => {
-                let invite = ServerKey::of_request(&req, Some(Method::Invite))
-                    .ok()
-                    .and_then(|k| self.servers.get(&k).copied());
-                let id = self.new_id();
-                let tx = ServerTx::new(
-                    id,
-                    key.clone(),
-                    req.clone(),
-                    from.clone(),
-                    now,
-                    &self.config,
-                    &mut self.out,
-                );
-                self.servers.insert(key, id);
-                self.txs.insert(id, Tx::Server(tx));
-                self.out.events.push_back(Event::Cancel {
-                    tx: id,
-                    invite,
-                    request: req,
-                    from,
+            Some(method) => {
+                // A CANCEL is its own transaction and also names the INVITE it cancels (§9.2).
+                let cancels = (method == Method::Cancel).then(|| {
+                    ServerKey::of_request(&req, Some(Method::Invite))
+                        .ok()
+                        .and_then(|k| self.servers.get(&k).copied())
                 });
-            }
-            Some(_) => {
                 let id = self.new_id();
                 let tx = ServerTx::new(
                     id,
@@ -287,10 +270,18 @@ impl TransactionLayer {
                 );
                 self.servers.insert(key, id);
                 self.txs.insert(id, Tx::Server(tx));
-                self.out.events.push_back(Event::Request {
-                    tx: id,
-                    request: req,
-                    from,
+                self.out.events.push_back(match cancels {
+                    Some(invite) => Event::Cancel {
+                        tx: id,
+                        invite,
+                        request: req,
+                        from,
+                    },
+                    None => Event::Request {
+                        tx: id,
+                        request: req,
+                        from,
+                    },
                 });
             }
             None => {}

@@ -37,7 +37,7 @@ mod validate;
 pub use error::{ParseError, Problem};
 pub use framing::{Frame, StreamFramer};
 pub use message::{Header, Message};
-pub use method::Method;
+pub use method::{KNOWN_METHODS, Method};
 pub use name::HeaderName;
 pub use params::{Param, Params};
 pub use parse::{Framing, Limits};

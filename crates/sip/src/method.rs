@@ -26,6 +26,24 @@ pub enum Method {
     Other(Box<str>),
 }
 
+/// Every method this crate names (the others are extension methods).
+pub const KNOWN_METHODS: &[Method] = &[
+    Method::Invite,
+    Method::Ack,
+    Method::Bye,
+    Method::Cancel,
+    Method::Register,
+    Method::Options,
+    Method::Info,
+    Method::Update,
+    Method::Prack,
+    Method::Subscribe,
+    Method::Notify,
+    Method::Refer,
+    Method::Message,
+    Method::Publish,
+];
+
 impl Method {
     /// `None` unless `s` is a token.
     pub fn parse(s: &str) -> Option<Method> {

@@ -12,7 +12,9 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 
 use sip::headers::Contact;
-use sip::{HeaderName, Message, Method, ParseError, Problem, Scheme, UasPolicy, Verdict, inspect_request};
+use sip::{
+    HeaderName, KNOWN_METHODS, Message, Method, ParseError, Problem, Scheme, UasPolicy, Verdict, inspect_request,
+};
 
 fn load(name: &str) -> Vec<u8> {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "data", "rfc4475", name]
@@ -21,27 +23,10 @@ fn load(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-const METHODS: &[Method] = &[
-    Method::Invite,
-    Method::Ack,
-    Method::Bye,
-    Method::Cancel,
-    Method::Register,
-    Method::Options,
-    Method::Message,
-    Method::Info,
-    Method::Update,
-    Method::Prack,
-    Method::Subscribe,
-    Method::Notify,
-    Method::Refer,
-    Method::Publish,
-];
-
 fn policy() -> UasPolicy<'static> {
     UasPolicy {
         schemes: &["sip", "sips", "tel"],
-        methods: METHODS,
+        methods: KNOWN_METHODS,
         extensions: &["path", "outbound", "gruu", "100rel", "timer", "replaces"],
         body_types: &["application/sdp", "multipart/mixed"],
         answer_type: Some("application/sdp"),

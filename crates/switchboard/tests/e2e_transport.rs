@@ -271,3 +271,29 @@ fn options_over_ipv6_when_available() {
     let resp = udp_transaction(&s, target, &options("UDP", local, target, "z9hG4bKv6", ""));
     assert_eq!(resp.status_code(), Some(200));
 }
+
+#[test]
+fn connections_beyond_the_per_source_cap_are_refused() {
+    let server = Server::start(&["--max-connections-per-source", "2"]);
+    let mut kept = Vec::new();
+    for i in 0..2 {
+        let mut c = TcpStream::connect(server.tcp).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+        let local = c.local_addr().expect("local");
+        c.write_all(options("TCP", local, server.tcp, &format!("z9hG4bKcap{i}"), "").as_bytes())
+            .expect("write");
+        let mut framer = StreamFramer::new(Limits::default());
+        assert_eq!(read_messages(&mut c, &mut framer, 1)[0].status_code(), Some(200));
+        kept.push(c);
+    }
+    let mut third = TcpStream::connect(server.tcp).expect("the kernel accepts");
+    third.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    let local = third.local_addr().expect("local");
+    let _ = third.write_all(options("TCP", local, server.tcp, "z9hG4bKcap3", "").as_bytes());
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(third.read(&mut buf), Ok(0) | Err(_)),
+        "the third connection is closed unanswered"
+    );
+    drop(kept);
+}
