@@ -176,8 +176,9 @@ impl Out {
 
 #[derive(Debug)]
 enum Tx {
-    Server(ServerTx),
-    Client(ClientTx),
+    // Boxed: map entries stay small, so growing a shard moves pointers, not transactions.
+    Server(Box<ServerTx>),
+    Client(Box<ClientTx>),
 }
 
 impl Tx {
@@ -269,7 +270,7 @@ impl TransactionLayer {
                     &mut self.out,
                 );
                 self.servers.insert(key, id);
-                self.txs.insert(id, Tx::Server(tx));
+                self.txs.insert(id, Tx::Server(Box::new(tx)));
                 self.out.events.push_back(match cancels {
                     Some(invite) => Event::Cancel {
                         tx: id,
@@ -337,7 +338,7 @@ impl TransactionLayer {
         let id = self.new_id();
         let tx = ClientTx::start(id, key.clone(), request, to, now, &self.config, &mut self.out);
         self.clients.insert(key, id);
-        self.txs.insert(id, Tx::Client(tx));
+        self.txs.insert(id, Tx::Client(Box::new(tx)));
         Ok(id)
     }
 
