@@ -29,9 +29,9 @@ impl Engine {
     /// A checked message from the network.
     pub fn on_message(&mut self, now: Instant, message: Message, from: Peer, out: &mut Vec<Transmit>) {
         if !self.accepting && message.is_request() && message.method() != Some(&sip::Method::Ack) {
-            // Shutting down: retransmissions of requests already in a transaction are still
-            // absorbed by the layer; new requests are answered 503 by the caller's choice of
-            // dropping them here (the client retries elsewhere).
+            // Shutting down: retransmissions, ACKs and CANCELs of transactions in flight still
+            // reach the layer; new requests are dropped, so their senders time out and fail
+            // over to another server.
             if !self.txn.matches_server_transaction(&message) {
                 return;
             }

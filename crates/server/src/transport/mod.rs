@@ -152,8 +152,9 @@ impl Shared {
         }
     }
 
-    /// Handles one complete received message (datagram or stream frame) from `source`.
-    /// `reply` is where responses to a request go when it is not the source (UDP without rport).
+    /// Handles one complete received message (datagram or stream frame) from `source`: answers
+    /// what cannot be parsed or checked, stamps the Via of requests (which also decides where
+    /// their UDP responses go), and hands the rest to the engine.
     pub fn on_received(
         &self,
         parsed: Result<Message, ParseError>,
