@@ -36,15 +36,18 @@ fn main() -> ExitCode {
                 _ => args.tls_listen.clone(),
             };
             serve::run(serve::ServeOptions {
-                sip_listen: args.sip_listen.clone(),
-                tls_listen,
-                tls_cert: args.tls_cert.clone(),
-                tls_key: args.tls_key.clone(),
-                domain: args.store.domain.clone().unwrap_or_else(serve::host_name),
+                server: server::ServerConfig {
+                    sip_listen: args.sip_listen.clone(),
+                    tls_listen,
+                    tls_cert: args.tls_cert.clone(),
+                    tls_key: args.tls_key.clone(),
+                    domain: args.store.domain.clone().unwrap_or_else(serve::host_name),
+                    tcp_idle_timeout: Duration::from_secs(args.tcp_idle_timeout),
+                    max_connections_per_source: args.max_connections_per_source as usize,
+                    max_message_size: args.max_message_size as usize,
+                    ..server::ServerConfig::default()
+                },
                 data_dir: args.store.data_dir.clone(),
-                tcp_idle_timeout: Duration::from_secs(args.tcp_idle_timeout),
-                max_connections_per_source: args.max_connections_per_source as usize,
-                max_message_size: args.max_message_size as usize,
                 http_listen: args.http_listen,
                 media_address: args.media_address,
                 rtp_ports: args.rtp_ports,

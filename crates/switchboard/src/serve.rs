@@ -11,16 +11,10 @@ use server::ServerConfig;
 /// What `serve` needs from the command line (and, later, the config file).
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    pub sip_listen: Vec<SocketAddr>,
-    pub tls_listen: Vec<SocketAddr>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub domain: String,
+    /// The SIP side.
+    pub server: ServerConfig,
+    /// Accepted for the interface; served by later issues (storage #5, admin API #8, media #7).
     pub data_dir: PathBuf,
-    pub tcp_idle_timeout: Duration,
-    pub max_connections_per_source: usize,
-    pub max_message_size: usize,
-    /// Accepted for the interface; served by later issues (admin API #8, media #7).
     pub http_listen: SocketAddr,
     pub media_address: Option<std::net::IpAddr>,
     pub rtp_ports: (u16, u16),
@@ -44,17 +38,6 @@ pub fn run(opts: ServeOptions) -> ExitCode {
         data_dir = %opts.data_dir.display(),
         "admin API (issue #8), media relay (#7) and storage (#5) are not implemented yet: these settings are accepted and unused"
     );
-    let config = ServerConfig {
-        sip_listen: opts.sip_listen.clone(),
-        tls_listen: opts.tls_listen.clone(),
-        tls_cert: opts.tls_cert.clone(),
-        tls_key: opts.tls_key.clone(),
-        domain: opts.domain.clone(),
-        tcp_idle_timeout: opts.tcp_idle_timeout,
-        max_connections_per_source: opts.max_connections_per_source,
-        max_message_size: opts.max_message_size,
-        ..ServerConfig::default()
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -62,8 +45,8 @@ pub fn run(opts: ServeOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let domain = opts.domain.clone();
-    let result = runtime.block_on(server::run(config, server::shutdown_signal(), |l| {
+    let domain = opts.server.domain.clone();
+    let result = runtime.block_on(server::run(opts.server, server::shutdown_signal(), |l| {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "switchboard {} serving domain {domain}", env!("CARGO_PKG_VERSION"));
