@@ -1,14 +1,15 @@
-//! The `switchboard` binary: parses the command line and runs the command. Commands whose issue
+//! The `switchboard` binary: parses the command line and runs the command. Options whose issue
 //! has not landed yet say so and exit with status 2.
 
 mod cli;
 mod serve;
+mod users;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use cli::{Cli, Command, UserCommand};
+use cli::{Cli, Command};
 
 fn not_implemented(what: &str, issue: &str) -> ExitCode {
     eprintln!("switchboard: '{what}' is not implemented yet (tracked in {issue})");
@@ -23,7 +24,11 @@ fn main() -> ExitCode {
                 return not_implemented("serve --config", "issue #8: config, admin API, metrics");
             }
             for (given, what, issue) in [
-                (args.store.store_subscribers.is_some(), "--store-subscribers", "#5/#9"),
+                (
+                    args.store.store_subscribers.is_some(),
+                    "--store-subscribers",
+                    "#5/#9 (the registrar reads it)",
+                ),
                 (args.store_locations.is_some(), "--store-locations", "#5/#9"),
                 (args.store_records.is_some(), "--store-records", "#6/#9"),
             ] {
@@ -53,14 +58,6 @@ fn main() -> ExitCode {
                 rtp_ports: args.rtp_ports,
             })
         }
-        Command::User(cmd) => {
-            let what = match cmd {
-                UserCommand::Add { .. } => "user add",
-                UserCommand::Passwd { .. } => "user passwd",
-                UserCommand::Remove { .. } => "user remove",
-                UserCommand::List { .. } => "user list",
-            };
-            not_implemented(what, "issue #5: registrar and subscriber store")
-        }
+        Command::User(cmd) => users::run(cmd),
     }
 }

@@ -36,27 +36,68 @@ fn help_lists_the_commands() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("switchboard "));
 }
 
+fn user(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(support::bin())
+        .arg("user")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--domain", "example.com"])
+        .output()
+        .expect("run")
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 #[test]
-fn user_commands_say_they_are_not_implemented_yet() {
-    let dir = support::TempDir::new("cli");
-    for args in [
-        vec!["user", "add", "1000", "--password", "pw"],
-        vec!["user", "passwd", "1000", "--password", "pw"],
-        vec!["user", "remove", "1000"],
-        vec!["user", "list"],
-    ] {
-        let out = Command::new(support::bin())
-            .args(&args)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .output()
-            .expect("run");
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("not implemented yet"),
-            "{args:?}"
-        );
+fn user_lifecycle_on_the_embedded_store() {
+    let dir = support::TempDir::new("users");
+    let add = user(dir.path(), &["add", "1000", "--password", "s3cret-pw-1000"]);
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    assert_eq!(stdout(&add).trim(), "added 1000@example.com");
+    assert!(user(dir.path(), &["add", "1001", "--password", "pw"]).status.success());
+
+    let again = user(dir.path(), &["add", "1000", "--password", "x"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let bad = user(dir.path(), &["add", "no spaces", "--password", "x"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a valid extension"));
+
+    assert_eq!(
+        stdout(&user(dir.path(), &["list"])).lines().collect::<Vec<_>>(),
+        ["1000@example.com", "1001@example.com"]
+    );
+    let passwd = user(dir.path(), &["passwd", "1000", "--password", "changed"]);
+    assert!(passwd.status.success());
+    assert_eq!(
+        user(dir.path(), &["passwd", "4242", "--password", "x"]).status.code(),
+        Some(1)
+    );
+    assert!(user(dir.path(), &["remove", "1001"]).status.success());
+    assert_eq!(user(dir.path(), &["remove", "1001"]).status.code(), Some(1));
+    assert_eq!(stdout(&user(dir.path(), &["list"])).trim(), "1000@example.com");
+
+    // Only HA1 values reach the disk.
+    for entry in std::fs::read_dir(dir.path()).expect("data dir") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+        assert!(!bytes.windows(14).any(|w| w == b"s3cret-pw-1000"), "password on disk");
     }
+}
+
+#[test]
+fn shared_stores_are_not_there_yet() {
+    let dir = support::TempDir::new("pg");
+    let out = Command::new(support::bin())
+        .args(["user", "list", "--store-subscribers", "postgres://localhost/x"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("issue #9"));
 }
 
 #[test]

@@ -1,0 +1,145 @@
+//! Subscribers: a user (extension) in a domain, kept as digest HA1 values only.
+
+use std::fmt;
+
+use sip::digest::{Algorithm, ha1};
+
+/// A subscriber as stored: no password, only `H(user:realm:password)` per algorithm, with the
+/// domain as realm.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    pub user: String,
+    pub domain: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+}
+
+impl fmt::Debug for Subscriber {
+    /// HA1 values are password equivalents: they never go to logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("user", &self.user)
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscriber {
+    /// Checks the names and computes the HA1 values; the password is not kept.
+    pub fn new(user: &str, domain: &str, password: &str) -> Result<Subscriber, StoreError> {
+        validate_user(user)?;
+        validate_domain(domain)?;
+        if password.is_empty() {
+            return Err(StoreError::Invalid("the password is empty".into()));
+        }
+        Ok(Subscriber {
+            user: user.to_owned(),
+            domain: domain.to_ascii_lowercase(),
+            ha1_md5: ha1(Algorithm::Md5, user, &domain.to_ascii_lowercase(), password),
+            ha1_sha256: ha1(Algorithm::Sha256, user, &domain.to_ascii_lowercase(), password),
+        })
+    }
+
+    /// The HA1 for a digest algorithm (the `-sess` variants use the same HA1).
+    pub fn ha1(&self, alg: Algorithm) -> Option<&str> {
+        match alg.base() {
+            Algorithm::Md5 => Some(&self.ha1_md5),
+            Algorithm::Sha256 => Some(&self.ha1_sha256),
+            _ => None,
+        }
+    }
+}
+
+/// A user part that needs no escaping in a SIP URI: letters, digits and `-_.!~*'()+`,
+/// at most 64 characters (extensions, names, E.164 numbers with `+`).
+pub fn validate_user(user: &str) -> Result<(), StoreError> {
+    let ok = !user.is_empty()
+        && user.len() <= 64
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()+".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{user:?} is not a valid extension (1 to 64 of: letters, digits, - _ . ! ~ * ' ( ) +)"
+        )))
+    }
+}
+
+fn validate_domain(domain: &str) -> Result<(), StoreError> {
+    let ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'[' | b']'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!("{domain:?} is not a valid domain")))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The subscriber exists already.
+    Exists,
+    /// No such subscriber.
+    NotFound,
+    /// A name or value is not acceptable; the text says why.
+    Invalid(String),
+    /// The backend failed; the text says how.
+    Backend(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Exists => f.write_str("the user exists already"),
+            StoreError::NotFound => f.write_str("no such user"),
+            StoreError::Invalid(why) => f.write_str(why),
+            StoreError::Backend(why) => write!(f, "storage error: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Where subscribers live. Implementations are safe to share between threads.
+pub trait SubscriberStore: Send + Sync {
+    fn add(&self, subscriber: &Subscriber) -> Result<(), StoreError>;
+    /// Replaces the HA1 values of an existing subscriber.
+    fn update(&self, subscriber: &Subscriber) -> Result<(), StoreError>;
+    fn remove(&self, user: &str, domain: &str) -> Result<(), StoreError>;
+    fn get(&self, user: &str, domain: &str) -> Result<Option<Subscriber>, StoreError>;
+    /// Every subscriber, or those of one domain, ordered by domain and user.
+    fn list(&self, domain: Option<&str>) -> Result<Vec<Subscriber>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_ha1() {
+        let s = Subscriber::new("1000", "Example.COM", "pw1000").expect("valid");
+        assert_eq!(s.domain, "example.com");
+        assert_eq!(s.ha1_md5, ha1(Algorithm::Md5, "1000", "example.com", "pw1000"));
+        assert_eq!(s.ha1(Algorithm::Sha256Sess), Some(s.ha1_sha256.as_str()));
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains(&s.ha1_md5) && !shown.contains("pw1000"),
+            "no secrets in Debug"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        for bad in ["", "a b", "a@b", "a:b", "x".repeat(65).as_str(), "semi;colon"] {
+            assert!(Subscriber::new(bad, "example.com", "pw").is_err(), "{bad:?}");
+        }
+        assert!(Subscriber::new("1000", "exa mple.com", "pw").is_err());
+        assert!(Subscriber::new("1000", "example.com", "").is_err());
+        assert!(Subscriber::new("+4930123", "example.com", "pw").is_ok());
+    }
+}

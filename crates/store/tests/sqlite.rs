@@ -1,0 +1,106 @@
+//! The embedded subscriber store on a real file: CRUD, persistence across reopen, migrations run
+//! once, a second handle (the CLI beside a running server) sees changes at once, and no password
+//! ever reaches the file.
+
+use std::path::PathBuf;
+
+use store::{SqliteStore, StoreError, Subscriber, SubscriberStore};
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("switchboard-store-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        Dir(p)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn add_get_update_remove_list() {
+    let dir = Dir::new("crud");
+    let store = SqliteStore::open_in(&dir.0.join("nested")).expect("created with its directory");
+    let a = Subscriber::new("1000", "example.com", "pw1000").expect("valid");
+    store.add(&a).expect("add");
+    assert_eq!(store.add(&a), Err(StoreError::Exists));
+    assert_eq!(store.get("1000", "EXAMPLE.com").expect("get"), Some(a.clone()));
+    assert_eq!(store.get("1001", "example.com").expect("get"), None);
+    let changed = Subscriber::new("1000", "example.com", "new").expect("valid");
+    store.update(&changed).expect("update");
+    assert_eq!(
+        store.get("1000", "example.com").expect("get").map(|s| s.ha1_md5),
+        Some(changed.ha1_md5.clone())
+    );
+    assert_eq!(
+        store.update(&Subscriber::new("9", "example.com", "x").expect("valid")),
+        Err(StoreError::NotFound)
+    );
+    store
+        .add(&Subscriber::new("1001", "example.com", "pw").expect("valid"))
+        .expect("add");
+    store
+        .add(&Subscriber::new("1000", "other.org", "pw").expect("valid"))
+        .expect("same user, other domain");
+    let all: Vec<_> = store
+        .list(None)
+        .expect("list")
+        .into_iter()
+        .map(|s| format!("{}@{}", s.user, s.domain))
+        .collect();
+    assert_eq!(all, ["1000@example.com", "1001@example.com", "1000@other.org"]);
+    assert_eq!(store.list(Some("other.org")).expect("list").len(), 1);
+    store.remove("1000", "example.com").expect("remove");
+    assert_eq!(store.remove("1000", "example.com"), Err(StoreError::NotFound));
+    assert_eq!(store.list(Some("example.com")).expect("list").len(), 1);
+}
+
+#[test]
+fn survives_reopen_and_migrates_once() {
+    let dir = Dir::new("reopen");
+    {
+        let store = SqliteStore::open_in(&dir.0).expect("open");
+        store
+            .add(&Subscriber::new("1000", "example.com", "pw").expect("valid"))
+            .expect("add");
+        assert_eq!(store.schema_version().expect("version"), 1);
+    }
+    let store = SqliteStore::open_in(&dir.0).expect("reopen");
+    assert_eq!(store.schema_version().expect("version"), 1);
+    assert!(store.get("1000", "example.com").expect("get").is_some());
+}
+
+#[test]
+fn a_second_handle_sees_changes_at_once() {
+    let dir = Dir::new("two");
+    let server = SqliteStore::open_in(&dir.0).expect("open");
+    let cli = SqliteStore::open_in(&dir.0).expect("open again");
+    cli.add(&Subscriber::new("1000", "example.com", "pw").expect("valid"))
+        .expect("add");
+    assert!(server.get("1000", "example.com").expect("get").is_some());
+    cli.remove("1000", "example.com").expect("remove");
+    assert!(server.get("1000", "example.com").expect("get").is_none());
+}
+
+#[test]
+fn no_password_in_the_file() {
+    let dir = Dir::new("secret");
+    let store = SqliteStore::open_in(&dir.0).expect("open");
+    let password = "correct-horse-battery-staple";
+    store
+        .add(&Subscriber::new("1000", "example.com", password).expect("valid"))
+        .expect("add");
+    drop(store);
+    for entry in std::fs::read_dir(&dir.0).expect("dir") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+        assert!(
+            !bytes.windows(password.len()).any(|w| w == password.as_bytes()),
+            "password found on disk"
+        );
+    }
+}
