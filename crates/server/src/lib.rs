@@ -8,11 +8,14 @@
 //! - [`engine`]: the transaction layer and the dispatcher behind one lock;
 //! - [`dispatch`]: the transaction user (OPTIONS, CANCEL, 483/501 for what is not handled yet);
 //! - [`via`]: `received`/`rport` (RFC 3261 §18.2.1, RFC 3581);
+//! - [`auth`]: digest authentication (nonces, challenges, verification) for the registrar and
+//!   the proxy, sans-IO;
 //! - [`config`]: the settings.
 //!
 //! [`run`] serves until its shutdown future completes, then stops taking new requests and waits
 //! (boundedly) for transactions in flight.
 
+pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod engine;

@@ -1,0 +1,327 @@
+//! Digest authentication of requests (RFC 3261 §22, RFC 7616 §3.3–§3.5, RFC 8760), shared by the
+//! registrar (401/WWW-Authenticate) and the proxy (407/Proxy-Authenticate). Sans-IO: the caller
+//! passes the time and a lookup of the subscriber's HA1.
+//!
+//! - Challenges offer SHA-256 first, then MD5 (RFC 8760 §2.4), both with `qop="auth"`.
+//! - Nonces are stateless: the issue time and an HMAC-SHA256 over it and the realm with a
+//!   server secret. A nonce with a valid HMAC but past its lifetime earns `stale=true`, so the
+//!   phone retries with the same password without asking its user.
+//! - Each nonce's highest `nc` is remembered until the nonce expires; a repeated or lower `nc`
+//!   is a replay and is challenged again.
+//! - An unknown user gets exactly the challenge a wrong password gets: answers never tell which
+//!   extensions exist.
+
+use std::collections::HashMap;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sip::digest::{Algorithm, constant_time_eq, ha2, response};
+use sip::headers::DigestCredentials;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Bytes of HMAC kept in a nonce (128 bits).
+const MAC_LEN: usize = 16;
+
+/// The result of checking credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// The credentials are right; `username` is the authenticated user.
+    Authenticated { username: String },
+    /// Answer 401/407 with a fresh challenge (`stale` when only the nonce had expired).
+    Challenge { stale: bool },
+    /// Answer 400: the credentials are malformed in a way a retry will not fix.
+    BadRequest(&'static str),
+}
+
+pub struct DigestAuth {
+    secret: [u8; 32],
+    /// How long a nonce is good for, in seconds.
+    lifetime: u64,
+    /// Highest `nc` seen per nonce, with the nonce's issue time for expiry.
+    nc_seen: HashMap<String, (u64, u32)>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl DigestAuth {
+    pub fn new(secret: [u8; 32], lifetime_secs: u64) -> Self {
+        DigestAuth {
+            secret,
+            lifetime: lifetime_secs,
+            nc_seen: HashMap::new(),
+        }
+    }
+
+    /// A secret from the operating system's random source.
+    pub fn random_secret() -> std::io::Result<[u8; 32]> {
+        use std::io::Read;
+        let mut s = [0u8; 32];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut s)?;
+        Ok(s)
+    }
+
+    fn mac(&self, issued: u64, realm: &str) -> Vec<u8> {
+        let Ok(mut m) = HmacSha256::new_from_slice(&self.secret) else {
+            return Vec::new();
+        };
+        m.update(&issued.to_be_bytes());
+        m.update(realm.as_bytes());
+        m.finalize().into_bytes()[..MAC_LEN].to_vec()
+    }
+
+    /// A nonce for `realm` issued at `now` (seconds since the epoch).
+    pub fn nonce(&self, realm: &str, now: u64) -> String {
+        format!("{}{}", hex(&now.to_be_bytes()), hex(&self.mac(now, realm)))
+    }
+
+    /// The issue time of a nonce this server made for `realm`, if the HMAC is right.
+    fn check_nonce(&self, nonce: &str, realm: &str) -> Option<u64> {
+        let raw = unhex(nonce)?;
+        if raw.len() != 8 + MAC_LEN {
+            return None;
+        }
+        let issued = u64::from_be_bytes(raw[..8].try_into().ok()?);
+        constant_time_eq(&raw[8..], &self.mac(issued, realm)).then_some(issued)
+    }
+
+    /// The challenge header values: SHA-256 first, then MD5.
+    pub fn challenges(&self, realm: &str, now: u64, stale: bool) -> [String; 2] {
+        let nonce = self.nonce(realm, now);
+        let stale = if stale { ", stale=true" } else { "" };
+        [Algorithm::Sha256, Algorithm::Md5].map(|alg| {
+            format!(
+                "Digest realm=\"{realm}\", nonce=\"{nonce}\", qop=\"auth\", algorithm={}{stale}",
+                alg.as_str()
+            )
+        })
+    }
+
+    /// Checks credentials for a request with this method and Request-URI. `ha1` looks up the
+    /// stored HA1 of a user for an algorithm.
+    pub fn verify(
+        &mut self,
+        creds: &DigestCredentials<'_>,
+        method: &str,
+        request_uri: &str,
+        realm: &str,
+        now: u64,
+        ha1: impl FnOnce(&str, Algorithm) -> Option<String>,
+    ) -> AuthOutcome {
+        if creds.realm != realm {
+            return AuthOutcome::Challenge { stale: false };
+        }
+        let alg = match creds.algorithm.as_deref() {
+            None => Algorithm::Md5,
+            Some(a) => match Algorithm::parse(a) {
+                Some(alg @ (Algorithm::Md5 | Algorithm::Sha256)) => alg,
+                _ => return AuthOutcome::Challenge { stale: false },
+            },
+        };
+        let Some(issued) = self.check_nonce(&creds.nonce, realm) else {
+            return AuthOutcome::Challenge { stale: false };
+        };
+        if creds.uri != request_uri {
+            return AuthOutcome::BadRequest("Digest uri does not match the Request-URI");
+        }
+        // qop=auth only: it is what we offer, and without it nc-based replay protection is gone.
+        let (Some(qop), Some(nc_text), Some(cnonce)) =
+            (creds.qop.as_deref(), creds.nc.as_deref(), creds.cnonce.as_deref())
+        else {
+            return AuthOutcome::Challenge { stale: false };
+        };
+        if qop != "auth" {
+            return AuthOutcome::Challenge { stale: false };
+        }
+        let Some(nc) = (nc_text.len() == 8)
+            .then(|| u32::from_str_radix(nc_text, 16).ok())
+            .flatten()
+        else {
+            return AuthOutcome::BadRequest("Digest nc is not 8 hex digits");
+        };
+        let Some(stored) = ha1(&creds.username, alg) else {
+            return AuthOutcome::Challenge { stale: false };
+        };
+        let expected = response(
+            alg,
+            &stored,
+            &creds.nonce,
+            nc_text,
+            cnonce,
+            Some(qop),
+            &ha2(alg, method, &creds.uri),
+        );
+        if !constant_time_eq(expected.as_bytes(), creds.response.to_ascii_lowercase().as_bytes()) {
+            return AuthOutcome::Challenge { stale: false };
+        }
+        // Right password: an old nonce only needs a fresh one (RFC 7616 §3.3 stale).
+        if now.saturating_sub(issued) > self.lifetime || issued > now + 60 {
+            return AuthOutcome::Challenge { stale: true };
+        }
+        match self.nc_seen.get(creds.nonce.as_ref()) {
+            Some(&(_, last)) if nc <= last => return AuthOutcome::Challenge { stale: false },
+            _ => {}
+        }
+        self.sweep(now);
+        self.nc_seen.insert(creds.nonce.to_string(), (issued, nc));
+        AuthOutcome::Authenticated {
+            username: creds.username.to_string(),
+        }
+    }
+
+    /// Forgets the nonce counters of expired nonces (they are refused as stale anyway).
+    fn sweep(&mut self, now: u64) {
+        if self.nc_seen.len() >= 4096 && self.nc_seen.len().is_power_of_two() {
+            let lifetime = self.lifetime;
+            self.nc_seen
+                .retain(|_, (issued, _)| now.saturating_sub(*issued) <= lifetime);
+        }
+    }
+
+    /// Nonces whose counters are remembered (for tests and metrics).
+    pub fn tracked_nonces(&self) -> usize {
+        self.nc_seen.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sip::digest::ha1;
+    use sip::headers::Credentials;
+
+    use super::*;
+
+    const REALM: &str = "example.com";
+    const URI: &str = "sip:example.com";
+
+    fn server() -> DigestAuth {
+        DigestAuth::new([7; 32], 300)
+    }
+
+    fn store(user: &str, alg: Algorithm) -> Option<String> {
+        (user == "1000").then(|| ha1(alg, "1000", REALM, "pw1000"))
+    }
+
+    /// What a phone sends back for a challenge nonce.
+    fn authorization(user: &str, password: &str, nonce: &str, nc: &str, alg: Algorithm, uri: &str) -> String {
+        let h1 = ha1(alg, user, REALM, password);
+        let r = response(alg, &h1, nonce, nc, "c0ffee", Some("auth"), &ha2(alg, "REGISTER", uri));
+        format!(
+            "Digest username=\"{user}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", \
+             algorithm={}, cnonce=\"c0ffee\", qop=auth, nc={nc}",
+            alg.as_str()
+        )
+    }
+
+    fn check(a: &mut DigestAuth, header: &str, now: u64) -> AuthOutcome {
+        let c = Credentials::parse(header).expect("credentials");
+        let d = c.digest().expect("digest");
+        a.verify(&d, "REGISTER", URI, REALM, now, store)
+    }
+
+    #[test]
+    fn challenge_offers_sha256_then_md5_with_qop_auth() {
+        let [first, second] = server().challenges(REALM, 1000, false);
+        assert!(first.contains("algorithm=SHA-256") && first.contains("qop=\"auth\""));
+        assert!(second.contains("algorithm=MD5"));
+        assert!(!first.contains("stale"));
+        assert!(server().challenges(REALM, 1000, true)[0].ends_with("stale=true"));
+    }
+
+    #[test]
+    fn right_password_with_either_algorithm() {
+        let mut a = server();
+        for (issued, alg) in [(1000, Algorithm::Sha256), (1001, Algorithm::Md5)] {
+            let nonce = a.nonce(REALM, issued);
+            let h = authorization("1000", "pw1000", &nonce, "00000001", alg, URI);
+            assert_eq!(
+                check(&mut a, &h, 1010),
+                AuthOutcome::Authenticated {
+                    username: "1000".into()
+                },
+                "{alg:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_password_and_unknown_user_look_the_same() {
+        let mut a = server();
+        let nonce = a.nonce(REALM, 1000);
+        let wrong = authorization("1000", "guess", &nonce, "00000001", Algorithm::Md5, URI);
+        let unknown = authorization("4242", "guess", &nonce, "00000001", Algorithm::Md5, URI);
+        assert_eq!(check(&mut a, &wrong, 1001), AuthOutcome::Challenge { stale: false });
+        assert_eq!(check(&mut a, &unknown, 1001), AuthOutcome::Challenge { stale: false });
+    }
+
+    #[test]
+    fn expired_nonce_is_stale_and_forged_nonce_is_not() {
+        let mut a = server();
+        let nonce = a.nonce(REALM, 1000);
+        let h = authorization("1000", "pw1000", &nonce, "00000001", Algorithm::Md5, URI);
+        assert_eq!(check(&mut a, &h, 1000 + 301), AuthOutcome::Challenge { stale: true });
+        let forged = DigestAuth::new([9; 32], 300).nonce(REALM, 1000);
+        let h = authorization("1000", "pw1000", &forged, "00000001", Algorithm::Md5, URI);
+        assert_eq!(check(&mut a, &h, 1001), AuthOutcome::Challenge { stale: false });
+        let other_realm = a.nonce("other.org", 1000);
+        let h = authorization("1000", "pw1000", &other_realm, "00000001", Algorithm::Md5, URI);
+        assert_eq!(check(&mut a, &h, 1001), AuthOutcome::Challenge { stale: false });
+    }
+
+    #[test]
+    fn nonce_count_replays_are_refused() {
+        let mut a = server();
+        let nonce = a.nonce(REALM, 1000);
+        let first = authorization("1000", "pw1000", &nonce, "00000001", Algorithm::Sha256, URI);
+        assert!(matches!(check(&mut a, &first, 1001), AuthOutcome::Authenticated { .. }));
+        assert_eq!(
+            check(&mut a, &first, 1002),
+            AuthOutcome::Challenge { stale: false },
+            "same nc again"
+        );
+        let second = authorization("1000", "pw1000", &nonce, "00000002", Algorithm::Sha256, URI);
+        assert!(matches!(
+            check(&mut a, &second, 1003),
+            AuthOutcome::Authenticated { .. }
+        ));
+        assert_eq!(a.tracked_nonces(), 1);
+    }
+
+    #[test]
+    fn malformed_or_unoffered_credentials() {
+        let mut a = server();
+        let nonce = a.nonce(REALM, 1000);
+        let h = authorization(
+            "1000",
+            "pw1000",
+            &nonce,
+            "00000001",
+            Algorithm::Md5,
+            "sip:elsewhere.org",
+        );
+        assert!(matches!(check(&mut a, &h, 1001), AuthOutcome::BadRequest(_)));
+        let h = authorization("1000", "pw1000", &nonce, "1", Algorithm::Md5, URI);
+        assert!(matches!(check(&mut a, &h, 1001), AuthOutcome::BadRequest(_)));
+        let no_qop =
+            format!("Digest username=\"1000\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{URI}\", response=\"00\"");
+        assert_eq!(check(&mut a, &no_qop, 1001), AuthOutcome::Challenge { stale: false });
+        let sha512 = authorization("1000", "pw1000", &nonce, "00000001", Algorithm::Sha512_256, URI);
+        assert_eq!(
+            check(&mut a, &sha512, 1001),
+            AuthOutcome::Challenge { stale: false },
+            "not offered"
+        );
+    }
+}
