@@ -9,21 +9,45 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::location::{BatchWriter, Binding, LocationStore};
 use crate::subscribers::{StoreError, Subscriber, SubscriberStore};
 
 /// Schema versions, applied in order; each runs once, inside a transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE subscribers (
-         domain      TEXT NOT NULL,
-         user        TEXT NOT NULL,
-         ha1_md5     TEXT NOT NULL,
-         ha1_sha256  TEXT NOT NULL,
-         created_at  INTEGER NOT NULL,
-         updated_at  INTEGER NOT NULL,
-         PRIMARY KEY (domain, user)
-     ) WITHOUT ROWID;",
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE subscribers (
+             domain      TEXT NOT NULL,
+             user        TEXT NOT NULL,
+             ha1_md5     TEXT NOT NULL,
+             ha1_sha256  TEXT NOT NULL,
+             created_at  INTEGER NOT NULL,
+             updated_at  INTEGER NOT NULL,
+             PRIMARY KEY (domain, user)
+         ) WITHOUT ROWID;",
+    ),
+    (
+        2,
+        "CREATE TABLE bindings (
+             aor         TEXT NOT NULL,
+             contact     TEXT NOT NULL,
+             expires_at  INTEGER NOT NULL,
+             q           INTEGER NOT NULL,
+             call_id     TEXT NOT NULL,
+             cseq        INTEGER NOT NULL,
+             source      TEXT NOT NULL,
+             conn        INTEGER NOT NULL,
+             user_agent  TEXT,
+             PRIMARY KEY (aor, contact)
+         ) WITHOUT ROWID;
+         CREATE INDEX bindings_expiry ON bindings (expires_at);",
+    ),
+];
+
+impl SqliteStore {
+    /// The schema version this build migrates to.
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+}
 
 pub struct SqliteStore {
     /// One connection, used by one thread at a time.
@@ -33,6 +57,14 @@ pub struct SqliteStore {
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| backend(format!("{}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+    Ok(conn)
 }
 
 fn now() -> i64 {
@@ -47,10 +79,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| backend(format!("{}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path).map_err(|e| backend(format!("{}: {e}", path.display())))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+        let conn = connect(path)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_owned(),
@@ -66,6 +95,12 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A writer on its own connection, for a [`crate::GroupCommitter`] thread.
+    pub fn batch_writer(&self) -> Result<SqliteBatchWriter, StoreError> {
+        let conn = connect(&self.path)?;
+        Ok(SqliteBatchWriter { conn })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
@@ -176,5 +211,94 @@ impl SubscriberStore for SqliteStore {
                 .map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
         })
+    }
+}
+
+fn replace_in(tx: &rusqlite::Transaction<'_>, aor: &str, bindings: &[Binding]) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM bindings WHERE aor = ?1", params![aor])
+        .map_err(backend)?;
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT OR REPLACE INTO bindings (aor, contact, expires_at, q, call_id, cseq, source, conn, user_agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(backend)?;
+    for b in bindings {
+        insert
+            .execute(params![
+                aor,
+                b.contact,
+                b.expires_at as i64,
+                b.q,
+                b.call_id,
+                b.cseq,
+                b.source,
+                b.conn as i64,
+                b.user_agent
+            ])
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+impl LocationStore for SqliteStore {
+    fn replace(&self, aor: &str, bindings: &[Binding]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(backend)?;
+            replace_in(&tx, aor, bindings)?;
+            tx.commit().map_err(backend)
+        })
+    }
+
+    fn load(&self, now: u64) -> Result<Vec<Binding>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT aor, contact, expires_at, q, call_id, cseq, source, conn, user_agent
+                     FROM bindings WHERE expires_at > ?1 ORDER BY aor, q DESC, contact",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now as i64], |r| {
+                    Ok(Binding {
+                        aor: r.get(0)?,
+                        contact: r.get(1)?,
+                        expires_at: r.get::<_, i64>(2)? as u64,
+                        q: r.get(3)?,
+                        call_id: r.get(4)?,
+                        cseq: r.get(5)?,
+                        source: r.get(6)?,
+                        conn: r.get::<_, i64>(7)? as u64,
+                        user_agent: r.get(8)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+    }
+
+    fn purge_expired(&self, now: u64) -> Result<usize, StoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM bindings WHERE expires_at <= ?1", params![now as i64])
+                .map_err(backend)
+        })
+    }
+}
+
+/// Writes batches of AOR binding sets in one transaction (one fsync) on its own connection.
+pub struct SqliteBatchWriter {
+    conn: Connection,
+}
+
+impl BatchWriter for SqliteBatchWriter {
+    fn write_batch(&mut self, batch: &[(String, Vec<Binding>)]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        for (aor, bindings) in batch {
+            replace_in(&tx, aor, bindings)?;
+        }
+        tx.commit().map_err(backend)
     }
 }

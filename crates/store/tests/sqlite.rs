@@ -68,10 +68,10 @@ fn survives_reopen_and_migrates_once() {
         store
             .add(&Subscriber::new("1000", "example.com", "pw").expect("valid"))
             .expect("add");
-        assert_eq!(store.schema_version().expect("version"), 1);
+        assert_eq!(store.schema_version().expect("version"), SqliteStore::SCHEMA_VERSION);
     }
     let store = SqliteStore::open_in(&dir.0).expect("reopen");
-    assert_eq!(store.schema_version().expect("version"), 1);
+    assert_eq!(store.schema_version().expect("version"), SqliteStore::SCHEMA_VERSION);
     assert!(store.get("1000", "example.com").expect("get").is_some());
 }
 
