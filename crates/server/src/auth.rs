@@ -3,8 +3,9 @@
 //! passes the time and a lookup of the subscriber's HA1.
 //!
 //! - Challenges offer SHA-256 first, then MD5 (RFC 8760 §2.4), both with `qop="auth"`.
-//! - Nonces are stateless: the issue time and an HMAC-SHA256 over it and the realm with a
-//!   server secret. A nonce with a valid HMAC but past its lifetime earns `stale=true`, so the
+//! - Nonces are stateless: the issue time, a per-challenge counter (so no two challenges share
+//!   a nonce, and one phone's `nc` never collides with another's), and an HMAC-SHA256 over them
+//!   and the realm with a server secret. A nonce with a valid HMAC but past its lifetime earns `stale=true`, so the
 //!   phone retries with the same password without asking its user.
 //! - Each nonce's highest `nc` is remembered until the nonce expires; a repeated or lower `nc`
 //!   is a replay and is challenged again.
@@ -40,6 +41,8 @@ pub struct DigestAuth {
     lifetime: u64,
     /// Highest `nc` seen per nonce, with the nonce's issue time for expiry.
     nc_seen: HashMap<String, (u64, u32)>,
+    /// Makes every nonce unique.
+    counter: u64,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -62,6 +65,7 @@ impl DigestAuth {
             secret,
             lifetime: lifetime_secs,
             nc_seen: HashMap::new(),
+            counter: 0,
         }
     }
 
@@ -73,32 +77,36 @@ impl DigestAuth {
         Ok(s)
     }
 
-    fn mac(&self, issued: u64, realm: &str) -> Vec<u8> {
+    fn mac(&self, head: &[u8], realm: &str) -> Vec<u8> {
         let Ok(mut m) = HmacSha256::new_from_slice(&self.secret) else {
             return Vec::new();
         };
-        m.update(&issued.to_be_bytes());
+        m.update(head);
         m.update(realm.as_bytes());
         m.finalize().into_bytes()[..MAC_LEN].to_vec()
     }
 
-    /// A nonce for `realm` issued at `now` (seconds since the epoch).
-    pub fn nonce(&self, realm: &str, now: u64) -> String {
-        format!("{}{}", hex(&now.to_be_bytes()), hex(&self.mac(now, realm)))
+    /// A fresh nonce for `realm` issued at `now` (seconds since the epoch).
+    pub fn nonce(&mut self, realm: &str, now: u64) -> String {
+        self.counter = self.counter.wrapping_add(1);
+        let mut head = [0u8; 16];
+        head[..8].copy_from_slice(&now.to_be_bytes());
+        head[8..].copy_from_slice(&self.counter.to_be_bytes());
+        format!("{}{}", hex(&head), hex(&self.mac(&head, realm)))
     }
 
     /// The issue time of a nonce this server made for `realm`, if the HMAC is right.
     fn check_nonce(&self, nonce: &str, realm: &str) -> Option<u64> {
         let raw = unhex(nonce)?;
-        if raw.len() != 8 + MAC_LEN {
+        if raw.len() != 16 + MAC_LEN {
             return None;
         }
         let issued = u64::from_be_bytes(raw[..8].try_into().ok()?);
-        constant_time_eq(&raw[8..], &self.mac(issued, realm)).then_some(issued)
+        constant_time_eq(&raw[16..], &self.mac(&raw[..16], realm)).then_some(issued)
     }
 
     /// The challenge header values: SHA-256 first, then MD5.
-    pub fn challenges(&self, realm: &str, now: u64, stale: bool) -> [String; 2] {
+    pub fn challenges(&mut self, realm: &str, now: u64, stale: bool) -> [String; 2] {
         let nonce = self.nonce(realm, now);
         let stale = if stale { ", stale=true" } else { "" };
         [Algorithm::Sha256, Algorithm::Md5].map(|alg| {
@@ -273,6 +281,11 @@ mod tests {
         let h = authorization("1000", "pw1000", &nonce, "00000001", Algorithm::Md5, URI);
         assert_eq!(check(&mut a, &h, 1000 + 301), AuthOutcome::Challenge { stale: true });
         let forged = DigestAuth::new([9; 32], 300).nonce(REALM, 1000);
+        assert_ne!(
+            a.nonce(REALM, 1000),
+            a.nonce(REALM, 1000),
+            "every challenge has its own nonce"
+        );
         let h = authorization("1000", "pw1000", &forged, "00000001", Algorithm::Md5, URI);
         assert_eq!(check(&mut a, &h, 1001), AuthOutcome::Challenge { stale: false });
         let other_realm = a.nonce("other.org", 1000);

@@ -32,6 +32,12 @@ pub struct ServerConfig {
     /// UDP sockets per listen address (SO_REUSEPORT); 0 = one per CPU.
     pub udp_sockets_per_address: usize,
     pub timers: TimerConfig,
+    /// The embedded store (subscribers, registrations); `None` runs without a registrar.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Registration intervals: below `min` gets 423, above `max` is clamped.
+    pub registration: crate::registrar::Intervals,
+    /// How long a digest nonce is good for before it is `stale`.
+    pub nonce_lifetime: Duration,
     /// On SIGTERM/SIGINT, how long to wait for transactions in flight.
     pub shutdown_grace: Duration,
 }
@@ -51,6 +57,9 @@ impl Default for ServerConfig {
             force_rport: true,
             udp_sockets_per_address: 0,
             timers: TimerConfig::default(),
+            data_dir: None,
+            registration: crate::registrar::Intervals::default(),
+            nonce_lifetime: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(5),
         }
     }

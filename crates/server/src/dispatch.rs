@@ -6,15 +6,19 @@
 //! - any other request with Max-Forwards 0 gets 483 (it would have to be forwarded);
 //! - a request failing the UAS checks gets their verdict (416, 420, 415, ...);
 //! - a method the server does not handle yet gets 501 with Allow;
-//! - CANCEL gets 200 when it matches an INVITE transaction, 481 otherwise (§9.2).
+//! - CANCEL gets 200 when it matches an INVITE transaction, 481 otherwise (§9.2);
+//! - REGISTER goes to the registrar when the server has a store (see [`crate::registrar`]).
 
 use sip::{HeaderName, KNOWN_METHODS, Message, Method, UasPolicy, Verdict, inspect_checked_request};
-use sip_txn::{Event, TransactionLayer, TxId};
+use sip_txn::{Event, Peer, TransactionLayer, TxId};
+use store::SqliteStore;
+
+use crate::registrar::{Registrar, Reply};
 use tracing::debug;
 
-/// Methods this server answers today (the Allow header).
-pub const ALLOWED: &[Method] = &[Method::Options, Method::Ack, Method::Cancel];
+/// The Allow header: what this server answers today.
 const ALLOW: &str = "OPTIONS, ACK, CANCEL";
+const ALLOW_WITH_REGISTER: &str = "REGISTER, OPTIONS, ACK, CANCEL";
 
 const POLICY: UasPolicy<'static> = UasPolicy {
     schemes: &["sip", "sips", "tel"],
@@ -60,18 +64,87 @@ pub struct DispatchStats {
     pub stray_responses: u64,
 }
 
+/// A REGISTER whose bindings must be durable before its response goes out.
+pub struct PendingWrite {
+    pub tx: TxId,
+    pub aor: String,
+    pub bindings: Vec<store::Binding>,
+    pub response: Message,
+}
+
 #[derive(Default)]
 pub struct Dispatcher {
     tags: TagSource,
     pub stats: DispatchStats,
+    registrar: Option<Registrar<SqliteStore>>,
+    /// Writes to hand to the group committer once the engine lock is released.
+    pub pending: Vec<PendingWrite>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Dispatcher {
+    pub fn new(registrar: Option<Registrar<SqliteStore>>) -> Self {
+        Dispatcher {
+            registrar,
+            ..Dispatcher::default()
+        }
+    }
+
+    fn allow(&self) -> &'static str {
+        if self.registrar.is_some() {
+            ALLOW_WITH_REGISTER
+        } else {
+            ALLOW
+        }
+    }
+
+    /// Drops expired bindings from the location service.
+    pub fn sweep(&mut self) -> usize {
+        self.registrar.as_mut().map_or(0, |r| r.location.sweep(unix_now()))
+    }
+
+    fn register(&mut self, now: std::time::Instant, txn: &mut TransactionLayer, tx: TxId, req: &Message, from: &Peer) {
+        let tag = self.tags.next_tag();
+        let verdict = inspect_checked_request(req, &POLICY);
+        if verdict != Verdict::Accept {
+            self.stats.rejected += 1;
+            if let Some(resp) = verdict.response(req, &tag) {
+                self.respond(now, txn, tx, resp);
+            }
+            return;
+        }
+        let Some(registrar) = self.registrar.as_mut() else {
+            return;
+        };
+        match registrar.handle(req, from, unix_now(), &tag) {
+            Reply::Now(resp) => self.respond(now, txn, tx, resp),
+            Reply::AfterCommit {
+                aor,
+                bindings,
+                response,
+            } => self.pending.push(PendingWrite {
+                tx,
+                aor,
+                bindings,
+                response,
+            }),
+        }
+    }
+
     /// Handles one event of the transaction layer; answers go back through `txn`.
     pub fn on_event(&mut self, now: std::time::Instant, txn: &mut TransactionLayer, event: Event) {
         match event {
-            Event::Request { tx, request, .. } => {
+            Event::Request { tx, request, from } => {
                 self.stats.requests += 1;
+                if request.method() == Some(&Method::Register) && self.registrar.is_some() {
+                    self.register(now, txn, tx, &request, &from);
+                    return;
+                }
                 let response = self.answer(&request);
                 self.respond(now, txn, tx, response);
             }
@@ -92,7 +165,7 @@ impl Dispatcher {
         }
     }
 
-    fn respond(&mut self, now: std::time::Instant, txn: &mut TransactionLayer, tx: TxId, response: Message) {
+    pub fn respond(&mut self, now: std::time::Instant, txn: &mut TransactionLayer, tx: TxId, response: Message) {
         if let Err(e) = txn.respond(now, tx, response) {
             debug!(?tx, error = %e, "could not respond");
         }
@@ -117,14 +190,14 @@ impl Dispatcher {
         }
         if is_options && to_us {
             let mut ok = Message::response_to(request, 200, None, Some(&tag));
-            ok.push_header(HeaderName::Allow, ALLOW);
+            ok.push_header(HeaderName::Allow, self.allow());
             ok.push_header(HeaderName::Accept, "application/sdp");
             ok.push_header(HeaderName::Supported, "");
             return ok;
         }
         self.stats.rejected += 1;
         let mut resp = Message::response_to(request, 501, None, Some(&tag));
-        resp.push_header(HeaderName::Allow, ALLOW);
+        resp.push_header(HeaderName::Allow, self.allow());
         resp
     }
 }

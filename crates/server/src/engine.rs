@@ -9,7 +9,8 @@ use std::time::Instant;
 use sip::Message;
 use sip_txn::{Peer, TimerConfig, TransactionLayer, Transmit};
 
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, PendingWrite};
+use crate::registrar::Registrar;
 
 pub struct Engine {
     txn: TransactionLayer,
@@ -18,10 +19,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(timers: TimerConfig) -> Self {
+    pub fn new(timers: TimerConfig, registrar: Option<Registrar<store::SqliteStore>>) -> Self {
         Engine {
             txn: TransactionLayer::new(timers),
-            dispatcher: Dispatcher::default(),
+            dispatcher: Dispatcher::new(registrar),
             accepting: true,
         }
     }
@@ -48,6 +49,22 @@ impl Engine {
     pub fn on_transport_error(&mut self, now: Instant, tx: sip_txn::TxId, out: &mut Vec<Transmit>) {
         self.txn.transport_error(now, tx);
         self.drain(now, out);
+    }
+
+    /// Writes the dispatcher has queued for the group committer.
+    pub fn take_pending(&mut self) -> Vec<PendingWrite> {
+        std::mem::take(&mut self.dispatcher.pending)
+    }
+
+    /// Sends a response that waited for a durable write.
+    pub fn respond(&mut self, now: Instant, tx: sip_txn::TxId, response: Message, out: &mut Vec<Transmit>) {
+        self.dispatcher.respond(now, &mut self.txn, tx, response);
+        self.drain(now, out);
+    }
+
+    /// Drops expired registrations from memory.
+    pub fn sweep(&mut self) -> usize {
+        self.dispatcher.sweep()
     }
 
     pub fn next_deadline(&mut self) -> Option<Instant> {

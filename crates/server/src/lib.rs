@@ -19,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod engine;
+pub mod registrar;
 pub mod transport;
 pub mod via;
 
@@ -97,7 +98,37 @@ pub async fn run(
         cert = Some(loaded);
     }
 
-    let shared = Shared::new(config, udp_sockets);
+    let (registrar, committer, sweeper_store) = match &config.data_dir {
+        Some(dir) => {
+            let err = |e: store::StoreError| io::Error::other(format!("{}: {e}", dir.display()));
+            let store = store::SqliteStore::open_in(dir).map_err(err)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let bindings = store::LocationStore::load(&store, now).map_err(err)?;
+            tracing::info!(bindings = bindings.len(), "registrations loaded");
+            let committer = store::GroupCommitter::start(
+                store.batch_writer().map_err(err)?,
+                std::time::Duration::from_millis(1),
+                1024,
+            );
+            let registrar = registrar::Registrar {
+                domain: config.domain.to_ascii_lowercase(),
+                intervals: config.registration,
+                auth: auth::DigestAuth::new(auth::DigestAuth::random_secret()?, config.nonce_lifetime.as_secs()),
+                location: registrar::Location::from_bindings(bindings),
+                subscribers: store,
+            };
+            (
+                Some(registrar),
+                Some(committer),
+                Some(store::SqliteStore::open_in(dir).map_err(err)?),
+            )
+        }
+        None => (None, None, None),
+    };
+    let (committed_tx, committed_rx) = tokio::sync::mpsc::unbounded_channel();
+    let shared = Shared::new(config, udp_sockets, registrar, committer, committed_tx);
     let mut tasks = Vec::new();
     let mut udp_threads = Vec::new();
     for i in 0..shared.udp.len() {
@@ -119,6 +150,10 @@ pub async fn run(
         tasks.push(tokio::spawn(tls::reload_on_sighup(cert)));
     }
     tasks.push(tokio::spawn(shared.clone().run_timers()));
+    tasks.push(tokio::spawn(shared.clone().run_committed(committed_rx)));
+    if let Some(store) = sweeper_store {
+        tasks.push(tokio::spawn(sweep_registrations(shared.clone(), store)));
+    }
     on_ready(&listening);
 
     shutdown.await;
@@ -138,6 +173,22 @@ pub async fn run(
         let _ = t.join();
     }
     Ok(())
+}
+
+/// Every 10 s: drops expired registrations from memory and from the store.
+async fn sweep_registrations(shared: Arc<Shared>, store: store::SqliteStore) {
+    let store = Arc::new(store);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        shared.with_engine(|e, _, _| {
+            e.sweep();
+        });
+        let store = store.clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let _ = tokio::task::spawn_blocking(move || store::LocationStore::purge_expired(&*store, now)).await;
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -50,9 +50,9 @@ fn main() -> ExitCode {
                     tcp_idle_timeout: Duration::from_secs(args.tcp_idle_timeout),
                     max_connections_per_source: args.max_connections_per_source as usize,
                     max_message_size: args.max_message_size as usize,
+                    data_dir: Some(args.store.data_dir.clone()),
                     ..server::ServerConfig::default()
                 },
-                data_dir: args.store.data_dir.clone(),
                 http_listen: args.http_listen,
                 media_address: args.media_address,
                 rtp_ports: args.rtp_ports,

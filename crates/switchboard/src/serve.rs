@@ -2,7 +2,6 @@
 //! prints where it listens, and runs until SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,8 +12,7 @@ use server::ServerConfig;
 pub struct ServeOptions {
     /// The SIP side.
     pub server: ServerConfig,
-    /// Accepted for the interface; served by later issues (storage #5, admin API #8, media #7).
-    pub data_dir: PathBuf,
+    /// Accepted for the interface; served by later issues (admin API #8, media #7).
     pub http_listen: SocketAddr,
     pub media_address: Option<std::net::IpAddr>,
     pub rtp_ports: (u16, u16),
@@ -35,8 +33,7 @@ pub fn run(opts: ServeOptions) -> ExitCode {
         http = %opts.http_listen,
         rtp_ports = ?opts.rtp_ports,
         media = ?opts.media_address,
-        data_dir = %opts.data_dir.display(),
-        "admin API (issue #8), media relay (#7) and storage (#5) are not implemented yet: these settings are accepted and unused"
+        "admin API (issue #8) and media relay (#7) are not implemented yet: these settings are accepted and unused"
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -33,6 +33,10 @@ pub struct Shared {
     pub config: ServerConfig,
     pub limits: Limits,
     pub udp: Vec<Arc<std::net::UdpSocket>>,
+    /// Makes registrations durable before their 200 (see `store::GroupCommitter`).
+    committer: Option<store::GroupCommitter>,
+    /// Where the committer reports finished writes.
+    committed: tokio::sync::mpsc::UnboundedSender<Committed>,
     /// Set on shutdown; the UDP receive threads stop.
     pub stopping: std::sync::atomic::AtomicBool,
     pub conns: conn::ConnTable,
@@ -44,6 +48,13 @@ pub struct Shared {
     pub stats: Stats,
 }
 
+/// A write the committer finished: the response to send for transaction `tx`.
+pub struct Committed {
+    pub tx: sip_txn::TxId,
+    pub result: Result<(), store::StoreError>,
+    pub response: Message,
+}
+
 /// Transport counters (exported as metrics by a later issue).
 #[derive(Default)]
 pub struct Stats {
@@ -53,13 +64,21 @@ pub struct Stats {
 }
 
 impl Shared {
-    pub fn new(config: ServerConfig, udp: Vec<Arc<std::net::UdpSocket>>) -> Arc<Shared> {
+    pub fn new(
+        config: ServerConfig,
+        udp: Vec<Arc<std::net::UdpSocket>>,
+        registrar: Option<crate::registrar::Registrar<store::SqliteStore>>,
+        committer: Option<store::GroupCommitter>,
+        committed: tokio::sync::mpsc::UnboundedSender<Committed>,
+    ) -> Arc<Shared> {
         let limits = Limits {
             max_message_size: config.max_message_size,
             ..Limits::default()
         };
         Arc::new(Shared {
-            engine: Mutex::new(Engine::new(config.timers)),
+            engine: Mutex::new(Engine::new(config.timers, registrar)),
+            committer,
+            committed,
             limits,
             udp,
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -79,11 +98,14 @@ impl Shared {
     /// Runs `f` on the engine, then sends what it produced and re-arms the timer if needed.
     pub fn with_engine(&self, f: impl FnOnce(&mut Engine, Instant, &mut Vec<Transmit>)) {
         let mut out = Vec::new();
-        let deadline = {
+        let (deadline, pending) = {
             let mut engine = self.engine.lock();
             f(&mut engine, Instant::now(), &mut out);
-            engine.next_deadline()
+            (engine.next_deadline(), engine.take_pending())
         };
+        for w in pending {
+            self.submit(w);
+        }
         if let Some(d) = deadline {
             let d = self.offset(d);
             if d < self.armed.load(Ordering::Acquire) {
@@ -92,6 +114,38 @@ impl Shared {
             }
         }
         self.send_all(out);
+    }
+
+    /// Hands a registration to the group committer; its response follows once it is durable.
+    fn submit(&self, w: crate::dispatch::PendingWrite) {
+        let crate::dispatch::PendingWrite {
+            tx,
+            aor,
+            bindings,
+            response,
+        } = w;
+        let report = self.committed.clone();
+        let done: Box<dyn FnOnce(Result<(), store::StoreError>) + Send> = Box::new(move |result| {
+            let _ = report.send(Committed { tx, result, response });
+        });
+        match &self.committer {
+            Some(c) => c.submit(store::Write { aor, bindings, done }),
+            None => done(Err(store::StoreError::Backend("no store".into()))),
+        }
+    }
+
+    /// Sends the responses of durable (or failed) registrations.
+    pub async fn run_committed(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Committed>) {
+        while let Some(c) = rx.recv().await {
+            let response = match c.result {
+                Ok(()) => c.response,
+                Err(e) => {
+                    tracing::error!(error = %e, "registration not stored");
+                    Message::response_to(&c.response, 500, Some("Storage failure"), None)
+                }
+            };
+            self.with_engine(|e, now, out| e.respond(now, c.tx, response, out));
+        }
     }
 
     /// Serializes and sends each transmission on its transport.

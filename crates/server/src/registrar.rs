@@ -1,0 +1,318 @@
+//! The registrar (RFC 3261 §10.3): digest-authenticated REGISTER, bindings per address-of-record
+//! with expiry, q-values and Call-ID/CSeq ordering, `Contact: *` removal, 423 below the minimum
+//! interval, and the network path each binding arrived on (RFC 3581 source, connection).
+//!
+//! The in-memory [`Location`] answers lookups; every change is also written through the store's
+//! group committer, and the 200 is sent only once that write is durable (the caller gets
+//! [`Reply::AfterCommit`]). At start the bindings that have not expired are loaded back.
+
+use std::collections::HashMap;
+
+use sip::headers::Contact;
+use sip::{HeaderName, Message, Scheme};
+use sip_txn::{Peer, Transport};
+use store::{Binding, Subscriber, SubscriberStore};
+
+use crate::auth::{AuthOutcome, DigestAuth};
+
+/// Registration intervals, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    pub min: u32,
+    pub max: u32,
+    pub default: u32,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Intervals {
+            min: 60,
+            max: 3600,
+            default: 3600,
+        }
+    }
+}
+
+/// Every binding the server knows, by address-of-record (`user@domain`).
+#[derive(Debug, Default)]
+pub struct Location {
+    by_aor: HashMap<String, Vec<Binding>>,
+}
+
+impl Location {
+    pub fn from_bindings(bindings: Vec<Binding>) -> Self {
+        let mut by_aor: HashMap<String, Vec<Binding>> = HashMap::new();
+        for b in bindings {
+            by_aor.entry(b.aor.clone()).or_default().push(b);
+        }
+        Location { by_aor }
+    }
+
+    /// The unexpired bindings of an AOR, highest q first.
+    pub fn lookup(&self, aor: &str, now: u64) -> Vec<&Binding> {
+        let mut v: Vec<&Binding> = self
+            .by_aor
+            .get(aor)
+            .map(|v| v.iter().filter(|b| b.expires_at > now).collect())
+            .unwrap_or_default();
+        v.sort_by_key(|b| std::cmp::Reverse(b.q));
+        v
+    }
+
+    pub fn set(&mut self, aor: &str, bindings: Vec<Binding>) {
+        if bindings.is_empty() {
+            self.by_aor.remove(aor);
+        } else {
+            self.by_aor.insert(aor.to_owned(), bindings);
+        }
+    }
+
+    /// Drops expired bindings; returns how many.
+    pub fn sweep(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        self.by_aor.retain(|_, v| {
+            let before = v.len();
+            v.retain(|b| b.expires_at > now);
+            n += before - v.len();
+            !v.is_empty()
+        });
+        n
+    }
+
+    pub fn aors(&self) -> usize {
+        self.by_aor.len()
+    }
+}
+
+/// What to do with a REGISTER.
+#[derive(Debug)]
+pub enum Reply {
+    /// Send this response now.
+    Now(Message),
+    /// Write `bindings` for `aor` durably, then send `response`.
+    AfterCommit {
+        aor: String,
+        bindings: Vec<Binding>,
+        response: Message,
+    },
+}
+
+pub struct Registrar<S: SubscriberStore> {
+    pub domain: String,
+    pub intervals: Intervals,
+    pub auth: DigestAuth,
+    pub subscribers: S,
+    pub location: Location,
+}
+
+fn source_of(peer: &Peer) -> String {
+    let t = match peer.transport {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
+        Transport::Ws => "ws",
+        Transport::Wss => "wss",
+    };
+    format!("{t}:{}", peer.addr)
+}
+
+fn http_date(unix: u64) -> String {
+    // RFC 1123 date in GMT (RFC 3261 §20.17), without a date crate.
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+impl<S: SubscriberStore> Registrar<S> {
+    /// Handles a REGISTER that passed `check_essentials`. `now` is Unix time in seconds.
+    pub fn handle(&mut self, req: &Message, from: &Peer, now: u64, tag: &str) -> Reply {
+        let reply = |code: u16, reason: Option<&str>| Reply::Now(Message::response_to(req, code, reason, Some(tag)));
+        let Ok(to) = req.to_header() else {
+            return reply(400, Some("Bad To header"));
+        };
+        if !matches!(to.uri.scheme, Scheme::Sip | Scheme::Sips) {
+            return reply(400, Some("To must be a SIP or SIPS address-of-record"));
+        }
+        let Some(user) = to.uri.user_str().map(|u| u.into_owned()) else {
+            return reply(400, Some("To has no user part"));
+        };
+        if !to.uri.host_unbracketed().eq_ignore_ascii_case(&self.domain) {
+            return reply(404, Some("Not Found (domain not served here)"));
+        }
+        let aor = format!("{user}@{}", self.domain);
+
+        // Authentication (§22.3): the digest must be ours, right, and for the AOR's user.
+        let method = req.method().map(|m| m.as_str().to_owned()).unwrap_or_default();
+        let uri = req.request_uri_str().unwrap_or_default().to_owned();
+        let creds = req
+            .credentials(HeaderName::Authorization)
+            .filter_map(Result::ok)
+            .filter_map(|c| c.digest().ok())
+            .find(|d| d.realm == self.domain);
+        let outcome = match creds {
+            None => AuthOutcome::Challenge { stale: false },
+            Some(d) => {
+                let subscribers = &self.subscribers;
+                let domain = &self.domain;
+                self.auth.verify(&d, &method, &uri, domain, now, |u, alg| {
+                    subscribers
+                        .get(u, domain)
+                        .ok()
+                        .flatten()
+                        .and_then(|s: Subscriber| s.ha1(alg).map(str::to_owned))
+                })
+            }
+        };
+        match outcome {
+            AuthOutcome::Authenticated { username } if username == user => {}
+            AuthOutcome::Authenticated { .. } => return reply(403, Some("Forbidden (user does not match the AOR)")),
+            AuthOutcome::BadRequest(why) => return reply(400, Some(why)),
+            AuthOutcome::Challenge { stale } => {
+                let mut resp = Message::response_to(req, 401, None, Some(tag));
+                for c in self.auth.challenges(&self.domain, now, stale) {
+                    resp.push_header(HeaderName::WwwAuthenticate, &c);
+                }
+                return Reply::Now(resp);
+            }
+        }
+
+        // Contacts (§10.3 steps 6-8).
+        let contacts: Vec<Contact<'_>> = match req.contacts().collect() {
+            Ok(c) => c,
+            Err(_) => return reply(400, Some("Bad Contact header")),
+        };
+        let header_expires = req.expires().ok().flatten();
+        let call_id = req.call_id().unwrap_or_default().to_owned();
+        let cseq = req.cseq().map(|c| c.seq).unwrap_or_default();
+        let mut bindings: Vec<Binding> = self.location.lookup(&aor, now).into_iter().cloned().collect();
+        let before = bindings.clone();
+
+        if contacts.iter().any(|c| matches!(c, Contact::Star)) {
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return reply(400, Some("Contact: * needs Expires: 0 and no other Contact"));
+            }
+            if bindings.iter().any(|b| b.call_id == call_id && b.cseq >= cseq) {
+                return reply(500, Some("Out of order CSeq"));
+            }
+            bindings.clear();
+        }
+        for c in contacts.iter().filter_map(Contact::addr) {
+            let expires = match c.params.get("expires") {
+                Some(Some(v)) => sip::headers::parse_delta_seconds(v).unwrap_or(self.intervals.default),
+                _ => header_expires.unwrap_or(self.intervals.default),
+            };
+            if expires != 0 && expires < self.intervals.min {
+                let mut resp = Message::response_to(req, 423, None, Some(tag));
+                resp.push_header(HeaderName::MinExpires, &self.intervals.min.to_string());
+                return Reply::Now(resp);
+            }
+            let expires = expires.min(self.intervals.max);
+            let contact_uri = c.uri.as_str().to_owned();
+            let q = Contact::Addr(*c).q_millis().and_then(Result::ok).unwrap_or(1000);
+            let existing = bindings
+                .iter()
+                .position(|b| sip::Uri::parse(&b.contact).is_ok_and(|u| u.equivalent(&c.uri)));
+            if let Some(i) = existing {
+                if bindings[i].call_id == call_id && bindings[i].cseq >= cseq {
+                    return reply(500, Some("Out of order CSeq"));
+                }
+                bindings.remove(i);
+            }
+            if expires > 0 {
+                bindings.push(Binding {
+                    aor: aor.clone(),
+                    contact: contact_uri,
+                    expires_at: now + u64::from(expires),
+                    q,
+                    call_id: call_id.clone(),
+                    cseq,
+                    source: source_of(from),
+                    conn: if from.transport == Transport::Udp { 0 } else { from.conn },
+                    user_agent: req.header("User-Agent").map(str::to_owned),
+                });
+            }
+        }
+
+        let mut ok = Message::response_to(req, 200, None, Some(tag));
+        for b in &bindings {
+            let left = b.expires_at.saturating_sub(now);
+            let q = if b.q == 1000 {
+                String::new()
+            } else {
+                format!(";q={}.{:03}", b.q / 1000, b.q % 1000)
+            };
+            ok.push_header(HeaderName::Contact, &format!("<{}>;expires={left}{q}", b.contact));
+        }
+        ok.push_header(HeaderName::Date, &http_date(now));
+        if bindings == before {
+            return Reply::Now(ok);
+        }
+        self.location.set(&aor, bindings.clone());
+        Reply::AfterCommit {
+            aor,
+            bindings,
+            response: ok,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_rfc1123_gmt() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn location_sweeps_and_orders_by_q() {
+        let b = |c: &str, exp: u64, q: u16| Binding {
+            aor: "1000@x".into(),
+            contact: c.into(),
+            expires_at: exp,
+            q,
+            call_id: "c".into(),
+            cseq: 1,
+            source: "udp:1.2.3.4:5".into(),
+            conn: 0,
+            user_agent: None,
+        };
+        let mut l = Location::from_bindings(vec![
+            b("sip:a@h", 100, 500),
+            b("sip:b@h", 200, 900),
+            b("sip:c@h", 50, 1000),
+        ]);
+        let order: Vec<_> = l.lookup("1000@x", 60).iter().map(|b| b.contact.clone()).collect();
+        assert_eq!(order, ["sip:b@h", "sip:a@h"]);
+        assert_eq!(l.sweep(150), 2);
+        assert_eq!(l.aors(), 1);
+        assert_eq!(l.sweep(300), 1);
+        assert_eq!(l.aors(), 0);
+    }
+}
