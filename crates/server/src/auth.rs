@@ -2,7 +2,8 @@
 //! registrar (401/WWW-Authenticate) and the proxy (407/Proxy-Authenticate). Sans-IO: the caller
 //! passes the time and a lookup of the subscriber's HA1.
 //!
-//! - Challenges offer SHA-256 first, then MD5 (RFC 8760 §2.4), both with `qop="auth"`.
+//! - Challenges offer MD5 and SHA-256 (RFC 8760), both with `qop="auth"`; MD5 comes first
+//!   unless SHA-256 is preferred (see [`DigestAuth::prefer_sha256`]).
 //! - Nonces are stateless: the issue time, a per-challenge counter (so no two challenges share
 //!   a nonce, and one phone's `nc` never collides with another's), and an HMAC-SHA256 over them
 //!   and the realm with a server secret. A nonce with a valid HMAC but past its lifetime earns `stale=true`, so the
@@ -43,6 +44,8 @@ pub struct DigestAuth {
     nc_seen: HashMap<String, (u64, u32)>,
     /// Makes every nonce unique.
     counter: u64,
+    /// The order of the challenges.
+    order: [Algorithm; 2],
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -66,7 +69,20 @@ impl DigestAuth {
             lifetime: lifetime_secs,
             nc_seen: HashMap::new(),
             counter: 0,
+            order: [Algorithm::Md5, Algorithm::Sha256],
         }
+    }
+
+    /// Offer SHA-256 above MD5 (RFC 8760 §2.4 order). Off by default: many deployed phones, and
+    /// SIPp 3.6, read only the first challenge and fail unless it is MD5; clients that support
+    /// SHA-256 still find it in the second one.
+    pub fn prefer_sha256(mut self, yes: bool) -> Self {
+        self.order = if yes {
+            [Algorithm::Sha256, Algorithm::Md5]
+        } else {
+            [Algorithm::Md5, Algorithm::Sha256]
+        };
+        self
     }
 
     /// A secret from the operating system's random source.
@@ -105,11 +121,11 @@ impl DigestAuth {
         constant_time_eq(&raw[16..], &self.mac(&raw[..16], realm)).then_some(issued)
     }
 
-    /// The challenge header values: SHA-256 first, then MD5.
+    /// The challenge header values, one per algorithm in `self.order` (most preferred first).
     pub fn challenges(&mut self, realm: &str, now: u64, stale: bool) -> [String; 2] {
         let nonce = self.nonce(realm, now);
         let stale = if stale { ", stale=true" } else { "" };
-        [Algorithm::Sha256, Algorithm::Md5].map(|alg| {
+        self.order.map(|alg| {
             format!(
                 "Digest realm=\"{realm}\", nonce=\"{nonce}\", qop=\"auth\", algorithm={}{stale}",
                 alg.as_str()
@@ -240,10 +256,12 @@ mod tests {
     }
 
     #[test]
-    fn challenge_offers_sha256_then_md5_with_qop_auth() {
+    fn challenges_offer_both_algorithms_with_qop_auth() {
         let [first, second] = server().challenges(REALM, 1000, false);
-        assert!(first.contains("algorithm=SHA-256") && first.contains("qop=\"auth\""));
-        assert!(second.contains("algorithm=MD5"));
+        assert!(first.contains("algorithm=MD5") && first.contains("qop=\"auth\""));
+        assert!(second.contains("algorithm=SHA-256"));
+        let [first, second] = server().prefer_sha256(true).challenges(REALM, 1000, false);
+        assert!(first.contains("algorithm=SHA-256") && second.contains("algorithm=MD5"));
         assert!(!first.contains("stale"));
         assert!(server().challenges(REALM, 1000, true)[0].ends_with("stale=true"));
     }

@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub registration: crate::registrar::Intervals,
     /// How long a digest nonce is good for before it is `stale`.
     pub nonce_lifetime: Duration,
+    /// Put the SHA-256 challenge above the MD5 one.
+    pub digest_sha256_first: bool,
     /// On SIGTERM/SIGINT, how long to wait for transactions in flight.
     pub shutdown_grace: Duration,
 }
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             data_dir: None,
             registration: crate::registrar::Intervals::default(),
             nonce_lifetime: Duration::from_secs(300),
+            digest_sha256_first: false,
             shutdown_grace: Duration::from_secs(5),
         }
     }

@@ -115,7 +115,8 @@ pub async fn run(
             let registrar = registrar::Registrar {
                 domain: config.domain.to_ascii_lowercase(),
                 intervals: config.registration,
-                auth: auth::DigestAuth::new(auth::DigestAuth::random_secret()?, config.nonce_lifetime.as_secs()),
+                auth: auth::DigestAuth::new(auth::DigestAuth::random_secret()?, config.nonce_lifetime.as_secs())
+                    .prefer_sha256(config.digest_sha256_first),
                 location: registrar::Location::from_bindings(bindings),
                 subscribers: store,
             };

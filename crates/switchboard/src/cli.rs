@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// Most simultaneous TCP/TLS connections from one IP address.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections_per_source: u64,
+    /// Offer the SHA-256 digest challenge above the MD5 one (RFC 8760 order; some phones read
+    /// only the first challenge and need MD5 there).
+    #[arg(long)]
+    pub digest_sha256_first: bool,
     /// Largest SIP message accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
     pub max_message_size: u64,

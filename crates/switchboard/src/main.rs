@@ -51,6 +51,7 @@ fn main() -> ExitCode {
                     max_connections_per_source: args.max_connections_per_source as usize,
                     max_message_size: args.max_message_size as usize,
                     data_dir: Some(args.store.data_dir.clone()),
+                    digest_sha256_first: args.digest_sha256_first,
                     ..server::ServerConfig::default()
                 },
                 http_listen: args.http_listen,

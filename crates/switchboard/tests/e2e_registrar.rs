@@ -129,7 +129,7 @@ fn register_with_digest_lists_bindings_and_removes_them() {
     add_user(&dir, "1001", "pw1001");
     let server = Server::start_in(dir, &[]);
 
-    // The challenge offers SHA-256 first, then MD5, with qop=auth.
+    // The challenge offers MD5 first (what SIPp and older phones read), then SHA-256.
     let mut phone = Phone::new(server.udp, "1000", "pw1000", Algorithm::Sha256);
     let bare = phone.request("1000", &["<sip:1000@192.0.2.10:5060>".into()], None, None);
     let challenge = udp_transaction(&phone.sock, server.udp, &bare);
@@ -138,7 +138,7 @@ fn register_with_digest_lists_bindings_and_removes_them() {
         .challenges(HeaderName::WwwAuthenticate)
         .map(|c| c.expect("challenge").params.get("algorithm").expect("alg").into_owned())
         .collect();
-    assert_eq!(algs, ["SHA-256", "MD5"]);
+    assert_eq!(algs, ["MD5", "SHA-256"]);
 
     let ok = phone.register(&["<sip:1000@192.0.2.10:5060>".into()], None);
     assert_eq!(ok.status_code(), Some(200), "{ok:?}");
@@ -206,4 +206,18 @@ fn acknowledged_bindings_survive_kill_9() {
     assert_eq!(contacts.len(), 1, "the binding acknowledged before the crash is back");
     assert_eq!(contacts[0].0, "sip:1000@192.0.2.10:5060");
     assert!(contacts[0].1 > 3500 && contacts[0].1 <= 3600);
+}
+
+#[test]
+fn sha256_can_be_offered_first() {
+    let server = Server::start(&["--digest-sha256-first"]);
+    let mut phone = Phone::new(server.udp, "1000", "pw1000", Algorithm::Sha256);
+    let bare = phone.request("1000", &[], None, None);
+    let challenge = udp_transaction(&phone.sock, server.udp, &bare);
+    let first = challenge
+        .challenges(HeaderName::WwwAuthenticate)
+        .next()
+        .expect("a challenge")
+        .expect("valid");
+    assert_eq!(first.params.get("algorithm").as_deref(), Some("SHA-256"));
 }
