@@ -157,7 +157,7 @@ impl DigestAuth {
         let Some(issued) = self.check_nonce(&creds.nonce, realm) else {
             return AuthOutcome::Challenge { stale: false };
         };
-        if creds.uri != request_uri {
+        if creds.uri != request_uri && !same_host(&creds.uri, request_uri) {
             return AuthOutcome::BadRequest("Digest uri does not match the Request-URI");
         }
         // qop=auth only: it is what we offer, and without it nc-based replay protection is gone.
@@ -217,6 +217,21 @@ impl DigestAuth {
     /// Nonces whose counters are remembered (for tests and metrics).
     pub fn tracked_nonces(&self) -> usize {
         self.nc_seen.len()
+    }
+}
+
+/// Whether two SIP URIs name the same host and port. Some UAs (SIPp among them, and phones
+/// with an outbound proxy) put the server's address rather than the whole Request-URI into the
+/// digest `uri`; the response hash covers what they sent, and the nonce and its counter stop a
+/// replay, so this host-level match is what RFC 7616 §3.4.6 asks a server to check in practice.
+fn same_host(digest_uri: &str, request_uri: &str) -> bool {
+    match (sip::Uri::parse(digest_uri), sip::Uri::parse(request_uri)) {
+        (Ok(a), Ok(b)) => {
+            a.scheme.is_sip_family()
+                && a.host_unbracketed().eq_ignore_ascii_case(b.host_unbracketed())
+                && a.port.unwrap_or(5060) == b.port.unwrap_or(5060)
+        }
+        _ => false,
     }
 }
 

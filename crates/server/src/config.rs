@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub nonce_lifetime: Duration,
     /// Put the SHA-256 challenge above the MD5 one.
     pub digest_sha256_first: bool,
+    /// Ring timeout, Timer C and the longest call.
+    pub proxy: crate::proxy::ProxyConfig,
     /// On SIGTERM/SIGINT, how long to wait for transactions in flight.
     pub shutdown_grace: Duration,
 }
@@ -63,6 +65,7 @@ impl Default for ServerConfig {
             registration: crate::registrar::Intervals::default(),
             nonce_lifetime: Duration::from_secs(300),
             digest_sha256_first: false,
+            proxy: crate::proxy::ProxyConfig::default(),
             shutdown_grace: Duration::from_secs(5),
         }
     }

@@ -7,18 +7,23 @@
 //! - a request failing the UAS checks gets their verdict (416, 420, 415, ...);
 //! - a method the server does not handle yet gets 501 with Allow;
 //! - CANCEL gets 200 when it matches an INVITE transaction, 481 otherwise (§9.2);
-//! - REGISTER goes to the registrar when the server has a store (see [`crate::registrar`]).
+//! - REGISTER goes to the registrar when the server has a store (see [`crate::registrar`]);
+//! - every other request, and every response and ACK for a client transaction, goes to the
+//!   proxy (see [`crate::proxy`]) when there is one.
 
 use sip::{HeaderName, KNOWN_METHODS, Message, Method, UasPolicy, Verdict, inspect_checked_request};
 use sip_txn::{Event, Peer, TransactionLayer, TxId};
 use store::SqliteStore;
 
+use crate::proxy::Proxy;
 use crate::registrar::{Registrar, Reply};
 use tracing::debug;
 
 /// The Allow header: what this server answers today.
 const ALLOW: &str = "OPTIONS, ACK, CANCEL";
 const ALLOW_WITH_REGISTER: &str = "REGISTER, OPTIONS, ACK, CANCEL";
+const ALLOW_PROXY: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, UPDATE, INFO, MESSAGE, SUBSCRIBE, NOTIFY, REFER";
 
 const POLICY: UasPolicy<'static> = UasPolicy {
     schemes: &["sip", "sips", "tel"],
@@ -77,6 +82,8 @@ pub struct Dispatcher {
     tags: TagSource,
     pub stats: DispatchStats,
     registrar: Option<Registrar<SqliteStore>>,
+    /// The proxy; it routes with the registrar's location service and credentials.
+    pub proxy: Option<Proxy>,
     /// Writes to hand to the group committer once the engine lock is released.
     pub pending: Vec<PendingWrite>,
 }
@@ -88,15 +95,19 @@ fn unix_now() -> u64 {
 }
 
 impl Dispatcher {
-    pub fn new(registrar: Option<Registrar<SqliteStore>>) -> Self {
+    pub fn new(registrar: Option<Registrar<SqliteStore>>, proxy: Option<Proxy>) -> Self {
+        let proxy = proxy.filter(|_| registrar.is_some());
         Dispatcher {
             registrar,
+            proxy,
             ..Dispatcher::default()
         }
     }
 
     fn allow(&self) -> &'static str {
-        if self.registrar.is_some() {
+        if self.proxy.is_some() {
+            ALLOW_PROXY
+        } else if self.registrar.is_some() {
             ALLOW_WITH_REGISTER
         } else {
             ALLOW
@@ -145,6 +156,12 @@ impl Dispatcher {
                     self.register(now, txn, tx, &request, &from);
                     return;
                 }
+                let to_us = request.request_uri().is_some_and(|u| u.user.is_none());
+                let for_proxy = self.proxy.is_some() && !(to_us && request.method() == Some(&Method::Options));
+                if for_proxy {
+                    self.proxied(now, txn, tx, request, from);
+                    return;
+                }
                 let response = self.answer(&request);
                 self.respond(now, txn, tx, response);
             }
@@ -154,15 +171,86 @@ impl Dispatcher {
                 let code = if invite.is_some() { 200 } else { 481 };
                 let response = Message::response_to(&request, code, None, Some(&self.tags.next_tag()));
                 self.respond(now, txn, tx, response);
+                if let (Some(invite), Some(proxy)) = (invite, self.proxy.as_mut()) {
+                    proxy.on_cancel(now, txn, invite);
+                }
             }
             Event::StrayResponse { response, from } => {
                 self.stats.stray_responses += 1;
-                debug!(status = response.status_code(), %from.addr, "dropped a response that matches no transaction");
+                debug!(status = response.status_code(), %from.addr, "a response that matches no transaction");
+                if let Some(proxy) = self.proxy.as_mut() {
+                    proxy.on_stray_response(txn, response);
+                }
             }
-            Event::Ack { .. } | Event::Response { .. } | Event::Terminated { .. } => {}
-            Event::Timeout { tx } => debug!(?tx, "transaction timed out"),
-            Event::TransportError { tx } => debug!(?tx, "transport error"),
+            Event::Ack { request, from, .. } => {
+                if let Some(proxy) = self.proxy.as_mut() {
+                    proxy.on_ack(txn, request, from);
+                }
+            }
+            Event::Response { tx, response } => {
+                if let Some(proxy) = self.proxy.as_mut() {
+                    proxy.on_response(now, txn, tx, response);
+                }
+            }
+            Event::Terminated { tx } => {
+                if let Some(proxy) = self.proxy.as_mut() {
+                    proxy.on_terminated(tx);
+                }
+            }
+            Event::Timeout { tx } => {
+                debug!(?tx, "transaction timed out");
+                if let Some(proxy) = self.proxy.as_mut() {
+                    proxy.on_client_failure(now, txn, tx, 408);
+                }
+            }
+            Event::TransportError { tx } => {
+                debug!(?tx, "transport error");
+                if let Some(proxy) = self.proxy.as_mut() {
+                    proxy.on_client_failure(now, txn, tx, 503);
+                }
+            }
         }
+    }
+
+    /// A request for the proxy: §16.3 checks that are the proxy's own, then routing.
+    fn proxied(&mut self, now: std::time::Instant, txn: &mut TransactionLayer, tx: TxId, request: Message, from: Peer) {
+        let tag = self.tags.next_tag();
+        if request.max_forwards().ok().flatten() == Some(0) {
+            self.stats.rejected += 1;
+            self.respond(now, txn, tx, Message::response_to(&request, 483, None, Some(&tag)));
+            return;
+        }
+        // §16.3 step 5: this proxy supports no extension that a Proxy-Require could name.
+        let unsupported: Vec<String> = request
+            .option_tags(HeaderName::ProxyRequire)
+            .map(str::to_owned)
+            .collect();
+        if !unsupported.is_empty() {
+            self.stats.rejected += 1;
+            let mut resp = Message::response_to(&request, 420, None, Some(&tag));
+            resp.push_header(HeaderName::Unsupported, &unsupported.join(", "));
+            self.respond(now, txn, tx, resp);
+            return;
+        }
+        if let (Some(proxy), Some(registrar)) = (self.proxy.as_mut(), self.registrar.as_mut()) {
+            proxy.on_request(now, txn, registrar, tx, request, from, unix_now());
+        }
+    }
+
+    /// The proxy's timers (ring timeout, Timer C, call length).
+    pub fn on_timeout(&mut self, now: std::time::Instant, txn: &mut TransactionLayer) {
+        if let Some(proxy) = self.proxy.as_mut() {
+            proxy.on_timeout(now, txn);
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.proxy.as_ref().and_then(Proxy::next_deadline)
+    }
+
+    /// Call records to hand to the record writer.
+    pub fn take_records(&mut self) -> Vec<store::CallRecord> {
+        self.proxy.as_mut().map(Proxy::take_records).unwrap_or_default()
     }
 
     pub fn respond(&mut self, now: std::time::Instant, txn: &mut TransactionLayer, tx: TxId, response: Message) {

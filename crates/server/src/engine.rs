@@ -19,10 +19,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(timers: TimerConfig, registrar: Option<Registrar<store::SqliteStore>>) -> Self {
+    pub fn new(
+        timers: TimerConfig,
+        registrar: Option<Registrar<store::SqliteStore>>,
+        proxy: Option<crate::proxy::Proxy>,
+    ) -> Self {
         Engine {
             txn: TransactionLayer::new(timers),
-            dispatcher: Dispatcher::new(registrar),
+            dispatcher: Dispatcher::new(registrar, proxy),
             accepting: true,
         }
     }
@@ -43,6 +47,8 @@ impl Engine {
 
     pub fn on_timeout(&mut self, now: Instant, out: &mut Vec<Transmit>) {
         self.txn.handle_timeout(now);
+        self.drain(now, out);
+        self.dispatcher.on_timeout(now, &mut self.txn);
         self.drain(now, out);
     }
 
@@ -68,7 +74,20 @@ impl Engine {
     }
 
     pub fn next_deadline(&mut self) -> Option<Instant> {
-        self.txn.poll_timeout()
+        match (self.txn.poll_timeout(), self.dispatcher.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Records of calls that ended, for the record writer.
+    pub fn take_records(&mut self) -> Vec<store::CallRecord> {
+        self.dispatcher.take_records()
+    }
+
+    /// The proxy's calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.dispatcher.proxy.as_ref().map_or(0, |p| p.calls().count())
     }
 
     /// Stop taking new requests (graceful shutdown).

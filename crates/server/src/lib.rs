@@ -6,7 +6,10 @@
 //! - [`transport`]: UDP (SO_REUSEPORT socket groups), TCP and TLS listeners, the connection table,
 //!   the receive path (parse → checks → Via stamping → engine) and the send path;
 //! - [`engine`]: the transaction layer and the dispatcher behind one lock;
-//! - [`dispatch`]: the transaction user (OPTIONS, CANCEL, 483/501 for what is not handled yet);
+//! - [`dispatch`]: the transaction user: OPTIONS, CANCEL, and the hand-off to the registrar and
+//!   the proxy;
+//! - [`registrar`]: REGISTER and the location service;
+//! - [`proxy`]: the authenticating stateful proxy and call tracking;
 //! - [`via`]: `received`/`rport` (RFC 3261 §18.2.1, RFC 3581);
 //! - [`auth`]: digest authentication (nonces, challenges, verification) for the registrar and
 //!   the proxy, sans-IO;
@@ -19,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod engine;
+pub mod proxy;
 pub mod registrar;
 pub mod transport;
 pub mod via;
@@ -98,7 +102,7 @@ pub async fn run(
         cert = Some(loaded);
     }
 
-    let (registrar, committer, sweeper_store) = match &config.data_dir {
+    let (registrar, committer, sweeper_store, records) = match &config.data_dir {
         Some(dir) => {
             let err = |e: store::StoreError| io::Error::other(format!("{}: {e}", dir.display()));
             let store = store::SqliteStore::open_in(dir).map_err(err)?;
@@ -118,18 +122,36 @@ pub async fn run(
                 auth: auth::DigestAuth::new(auth::DigestAuth::random_secret()?, config.nonce_lifetime.as_secs())
                     .prefer_sha256(config.digest_sha256_first),
                 location: registrar::Location::from_bindings(bindings),
-                subscribers: store,
+                subscribers: store::SubscriberCache::new(store),
             };
             (
                 Some(registrar),
                 Some(committer),
                 Some(store::SqliteStore::open_in(dir).map_err(err)?),
+                Some(store::RecordWriter::start(
+                    store::SqliteStore::open_in(dir).map_err(err)?,
+                )),
             )
         }
-        None => (None, None, None),
+        None => (None, None, None, None),
     };
+    let proxy = registrar.as_ref().map(|_| {
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+        let salt = u64::from_le_bytes(
+            auth::DigestAuth::random_secret().map_or([7u8; 8], |s| s[..8].try_into().unwrap_or([7u8; 8])),
+        );
+        proxy::Proxy::new(
+            config.proxy,
+            local_addrs(&listening, &config.domain),
+            Instant::now(),
+            wall_ms,
+            salt,
+        )
+    });
     let (committed_tx, committed_rx) = tokio::sync::mpsc::unbounded_channel();
-    let shared = Shared::new(config, udp_sockets, registrar, committer, committed_tx);
+    let shared = Shared::new(config, udp_sockets, registrar, committer, committed_tx, proxy, records);
     let mut tasks = Vec::new();
     let mut udp_threads = Vec::new();
     for i in 0..shared.udp.len() {
@@ -174,6 +196,34 @@ pub async fn run(
         let _ = t.join();
     }
     Ok(())
+}
+
+/// The addresses the proxy puts in Via and Record-Route: the first listener of each transport,
+/// with a wildcard address replaced by the address this host reaches the outside with.
+fn local_addrs(listening: &Listening, domain: &str) -> proxy::LocalAddrs {
+    let concrete = |a: &SocketAddr| -> SocketAddr {
+        if !a.ip().is_unspecified() {
+            return *a;
+        }
+        // Connecting a UDP socket sends nothing; it only picks the route and source address.
+        let probe = if a.is_ipv4() { "192.0.2.1:9" } else { "[2001:db8::1]:9" };
+        let bind = if a.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        let ip = std::net::UdpSocket::bind(bind)
+            .and_then(|s| s.connect(probe).and_then(|()| s.local_addr()))
+            .map(|l| l.ip())
+            .unwrap_or(if a.is_ipv4() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            });
+        SocketAddr::new(ip, a.port())
+    };
+    proxy::LocalAddrs {
+        udp: listening.udp.first().map(concrete),
+        tcp: listening.tcp.first().map(concrete),
+        tls: listening.tls.first().map(concrete),
+        domain: domain.to_ascii_lowercase(),
+    }
 }
 
 /// Every 10 s: drops expired registrations from memory and from the store.

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use sip::headers::Contact;
 use sip::{HeaderName, Message, Scheme};
 use sip_txn::{Peer, Transport};
-use store::{Binding, Subscriber, SubscriberStore};
+use store::{Binding, SubscriberCache, SubscriberStore};
 
 use crate::auth::{AuthOutcome, DigestAuth};
 
@@ -101,7 +101,7 @@ pub struct Registrar<S: SubscriberStore> {
     pub domain: String,
     pub intervals: Intervals,
     pub auth: DigestAuth,
-    pub subscribers: S,
+    pub subscribers: SubscriberCache<S>,
     pub location: Location,
 }
 
@@ -114,6 +114,24 @@ fn source_of(peer: &Peer) -> String {
         Transport::Wss => "wss",
     };
     format!("{t}:{}", peer.addr)
+}
+
+/// NAT detection for a REGISTER (what Kamailio's `nat_uac_test` checks): the packet's source
+/// address (`received`) or port (`rport`) differs from the Via sent-by, or the Contact is a private address while the packet came from a public one.
+fn behind_nat(req: &Message, contact: &sip::Uri<'_>, from: &Peer) -> bool {
+    // RFC 3581 puts `received` on every Via that asks for rport, so only a value that differs
+    // from the sent-by counts.
+    let via_moved = req.via().is_ok_and(|v| {
+        let host = v.host.trim_start_matches('[').trim_end_matches(']');
+        v.received().is_some_and(|r| !r.eq_ignore_ascii_case(host))
+            || matches!(v.rport(), Some(Some(p)) if p != v.port.unwrap_or(5060))
+    });
+    let private = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v4) => v4.is_private() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64),
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    let contact_private = contact.host_ip().is_some_and(private) && !private(from.addr.ip());
+    via_moved || contact_private
 }
 
 fn http_date(unix: u64) -> String {
@@ -147,6 +165,52 @@ fn http_date(unix: u64) -> String {
 }
 
 impl<S: SubscriberStore> Registrar<S> {
+    /// Checks the digest credentials of `req` in `header` (Authorization for the registrar,
+    /// Proxy-Authorization for the proxy) against the subscribers of the domain.
+    pub fn authenticate(&mut self, req: &Message, header: HeaderName, now: u64) -> AuthOutcome {
+        let method = req.method().map(|m| m.as_str().to_owned()).unwrap_or_default();
+        let uri = req.request_uri_str().unwrap_or_default().to_owned();
+        let creds = req
+            .credentials(header)
+            .filter_map(Result::ok)
+            .filter_map(|c| c.digest().ok())
+            .find(|d| d.realm == self.domain);
+        match creds {
+            None => AuthOutcome::Challenge { stale: false },
+            Some(d) => {
+                let subscribers = &mut self.subscribers;
+                let domain = &self.domain;
+                self.auth.verify(&d, &method, &uri, domain, now, |u, alg| {
+                    subscribers
+                        .get(u, domain)
+                        .ok()
+                        .flatten()
+                        .and_then(|s| s.ha1(alg).map(str::to_owned))
+                })
+            }
+        }
+    }
+
+    /// A 401 (WWW-Authenticate) or 407 (Proxy-Authenticate) with fresh challenges.
+    pub fn challenge(&mut self, req: &Message, code: u16, stale: bool, tag: &str, now: u64) -> Message {
+        let header = if code == 407 {
+            HeaderName::ProxyAuthenticate
+        } else {
+            HeaderName::WwwAuthenticate
+        };
+        let mut resp = Message::response_to(req, code, None, Some(tag));
+        for c in self.auth.challenges(&self.domain, now, stale) {
+            resp.push_header(header, &c);
+        }
+        resp
+    }
+
+    /// Whether `user` is a subscriber of the domain.
+    pub fn has_subscriber(&mut self, user: &str) -> bool {
+        let domain = self.domain.clone();
+        self.subscribers.get(user, &domain).ok().flatten().is_some()
+    }
+
     /// Handles a REGISTER that passed `check_essentials`. `now` is Unix time in seconds.
     pub fn handle(&mut self, req: &Message, from: &Peer, now: u64, tag: &str) -> Reply {
         let reply = |code: u16, reason: Option<&str>| Reply::Now(Message::response_to(req, code, reason, Some(tag)));
@@ -165,38 +229,12 @@ impl<S: SubscriberStore> Registrar<S> {
         let aor = format!("{user}@{}", self.domain);
 
         // Authentication (§22.3): the digest must be ours, right, and for the AOR's user.
-        let method = req.method().map(|m| m.as_str().to_owned()).unwrap_or_default();
-        let uri = req.request_uri_str().unwrap_or_default().to_owned();
-        let creds = req
-            .credentials(HeaderName::Authorization)
-            .filter_map(Result::ok)
-            .filter_map(|c| c.digest().ok())
-            .find(|d| d.realm == self.domain);
-        let outcome = match creds {
-            None => AuthOutcome::Challenge { stale: false },
-            Some(d) => {
-                let subscribers = &self.subscribers;
-                let domain = &self.domain;
-                self.auth.verify(&d, &method, &uri, domain, now, |u, alg| {
-                    subscribers
-                        .get(u, domain)
-                        .ok()
-                        .flatten()
-                        .and_then(|s: Subscriber| s.ha1(alg).map(str::to_owned))
-                })
-            }
-        };
+        let outcome = self.authenticate(req, HeaderName::Authorization, now);
         match outcome {
             AuthOutcome::Authenticated { username } if username == user => {}
             AuthOutcome::Authenticated { .. } => return reply(403, Some("Forbidden (user does not match the AOR)")),
             AuthOutcome::BadRequest(why) => return reply(400, Some(why)),
-            AuthOutcome::Challenge { stale } => {
-                let mut resp = Message::response_to(req, 401, None, Some(tag));
-                for c in self.auth.challenges(&self.domain, now, stale) {
-                    resp.push_header(HeaderName::WwwAuthenticate, &c);
-                }
-                return Reply::Now(resp);
-            }
+            AuthOutcome::Challenge { stale } => return Reply::Now(self.challenge(req, 401, stale, tag, now)),
         }
 
         // Contacts (§10.3 steps 6-8).
@@ -252,6 +290,7 @@ impl<S: SubscriberStore> Registrar<S> {
                     source: source_of(from),
                     conn: if from.transport == Transport::Udp { 0 } else { from.conn },
                     user_agent: req.header("User-Agent").map(str::to_owned),
+                    behind_nat: behind_nat(req, &c.uri, from),
                 });
             }
         }
@@ -302,6 +341,7 @@ mod tests {
             source: "udp:1.2.3.4:5".into(),
             conn: 0,
             user_agent: None,
+            behind_nat: false,
         };
         let mut l = Location::from_bindings(vec![
             b("sip:a@h", 100, 500),

@@ -32,6 +32,9 @@ pub struct Binding {
     /// The connection it came in on (0 for UDP), valid while that connection lives.
     pub conn: u64,
     pub user_agent: Option<String>,
+    /// The phone is behind NAT (its Via or Contact names an address other than the one its
+    /// packets came from): requests to it go to `source`, not to the Contact address.
+    pub behind_nat: bool,
 }
 
 /// Where bindings live. Implementations are safe to share between threads.

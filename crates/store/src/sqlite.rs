@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::location::{BatchWriter, Binding, LocationStore};
+use crate::records::{CallRecord, Disposition, RecordStore};
 use crate::subscribers::{StoreError, Subscriber, SubscriberStore};
 
 /// Schema versions, applied in order; each runs once, inside a transaction.
@@ -42,6 +44,28 @@ const MIGRATIONS: &[(i64, &str)] = &[
          ) WITHOUT ROWID;
          CREATE INDEX bindings_expiry ON bindings (expires_at);",
     ),
+    (
+        3,
+        "CREATE TABLE call_records (
+             id           INTEGER PRIMARY KEY,
+             call_id      TEXT NOT NULL,
+             caller       TEXT NOT NULL,
+             callee       TEXT NOT NULL,
+             started_ms   INTEGER NOT NULL,
+             answered_ms  INTEGER,
+             ended_ms     INTEGER NOT NULL,
+             duration_s   INTEGER NOT NULL,
+             disposition  TEXT NOT NULL,
+             status       INTEGER NOT NULL,
+             hangup       TEXT,
+             answered_by  TEXT
+         );
+         CREATE INDEX call_records_ended ON call_records (ended_ms);",
+    ),
+    (
+        4,
+        "ALTER TABLE bindings ADD COLUMN behind_nat INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 impl SqliteStore {
@@ -52,6 +76,9 @@ impl SqliteStore {
 pub struct SqliteStore {
     /// One connection, used by one thread at a time.
     conn: Mutex<Connection>,
+    /// Subscriber writes made through this connection (`PRAGMA data_version` counts only the
+    /// commits of other connections).
+    own_writes: AtomicU64,
     path: PathBuf,
 }
 
@@ -82,6 +109,7 @@ impl SqliteStore {
         let conn = connect(path)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
+            own_writes: AtomicU64::new(0),
             path: path.to_owned(),
         };
         store.migrate()?;
@@ -149,6 +177,7 @@ fn row_to_subscriber(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscriber> {
 
 impl SubscriberStore for SqliteStore {
     fn add(&self, s: &Subscriber) -> Result<(), StoreError> {
+        self.own_writes.fetch_add(1, Ordering::Relaxed);
         self.with(|c| {
             let t = now();
             let n = c
@@ -163,6 +192,7 @@ impl SubscriberStore for SqliteStore {
     }
 
     fn update(&self, s: &Subscriber) -> Result<(), StoreError> {
+        self.own_writes.fetch_add(1, Ordering::Relaxed);
         self.with(|c| {
             let n = c
                 .execute(
@@ -175,6 +205,7 @@ impl SubscriberStore for SqliteStore {
     }
 
     fn remove(&self, user: &str, domain: &str) -> Result<(), StoreError> {
+        self.own_writes.fetch_add(1, Ordering::Relaxed);
         self.with(|c| {
             let n = c
                 .execute(
@@ -188,14 +219,25 @@ impl SubscriberStore for SqliteStore {
 
     fn get(&self, user: &str, domain: &str) -> Result<Option<Subscriber>, StoreError> {
         self.with(|c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT domain, user, ha1_md5, ha1_sha256 FROM subscribers WHERE domain = ?1 AND user = ?2",
-                params![domain.to_ascii_lowercase(), user],
-                row_to_subscriber,
             )
+            .map_err(backend)?
+            .query_row(params![domain.to_ascii_lowercase(), user], row_to_subscriber)
             .optional()
             .map_err(backend)
         })
+    }
+
+    fn generation(&self) -> Result<u64, StoreError> {
+        let others: u64 = self.with(|c| {
+            c.prepare_cached("PRAGMA data_version")
+                .map_err(backend)?
+                .query_row([], |r| r.get::<_, i64>(0))
+                .map(|v| v as u64)
+                .map_err(backend)
+        })?;
+        Ok(others.wrapping_shl(32) ^ self.own_writes.load(Ordering::Relaxed))
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<Subscriber>, StoreError> {
@@ -215,12 +257,14 @@ impl SubscriberStore for SqliteStore {
 }
 
 fn replace_in(tx: &rusqlite::Transaction<'_>, aor: &str, bindings: &[Binding]) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM bindings WHERE aor = ?1", params![aor])
+    tx.prepare_cached("DELETE FROM bindings WHERE aor = ?1")
+        .map_err(backend)?
+        .execute(params![aor])
         .map_err(backend)?;
     let mut insert = tx
         .prepare_cached(
-            "INSERT OR REPLACE INTO bindings (aor, contact, expires_at, q, call_id, cseq, source, conn, user_agent)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT OR REPLACE INTO bindings (aor, contact, expires_at, q, call_id, cseq, source, conn, user_agent, behind_nat)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .map_err(backend)?;
     for b in bindings {
@@ -234,7 +278,8 @@ fn replace_in(tx: &rusqlite::Transaction<'_>, aor: &str, bindings: &[Binding]) -
                 b.cseq,
                 b.source,
                 b.conn as i64,
-                b.user_agent
+                b.user_agent,
+                b.behind_nat
             ])
             .map_err(backend)?;
     }
@@ -254,7 +299,7 @@ impl LocationStore for SqliteStore {
         self.with(|c| {
             let mut stmt = c
                 .prepare(
-                    "SELECT aor, contact, expires_at, q, call_id, cseq, source, conn, user_agent
+                    "SELECT aor, contact, expires_at, q, call_id, cseq, source, conn, user_agent, behind_nat
                      FROM bindings WHERE expires_at > ?1 ORDER BY aor, q DESC, contact",
                 )
                 .map_err(backend)?;
@@ -270,6 +315,7 @@ impl LocationStore for SqliteStore {
                         source: r.get(6)?,
                         conn: r.get::<_, i64>(7)? as u64,
                         user_agent: r.get(8)?,
+                        behind_nat: r.get(9)?,
                     })
                 })
                 .map_err(backend)?;
@@ -300,5 +346,77 @@ impl BatchWriter for SqliteBatchWriter {
             replace_in(&tx, aor, bindings)?;
         }
         tx.commit().map_err(backend)
+    }
+}
+
+impl RecordStore for SqliteStore {
+    fn insert(&self, records: &[CallRecord]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(backend)?;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO call_records (call_id, caller, callee, started_ms, answered_ms, ended_ms,
+                             duration_s, disposition, status, hangup, answered_by)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    )
+                    .map_err(backend)?;
+                for r in records {
+                    insert
+                        .execute(params![
+                            r.call_id,
+                            r.caller,
+                            r.callee,
+                            r.started_ms as i64,
+                            r.answered_ms.map(|v| v as i64),
+                            r.ended_ms as i64,
+                            r.duration_secs() as i64,
+                            r.disposition.as_str(),
+                            r.status,
+                            r.hangup,
+                            r.answered_by
+                        ])
+                        .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+    }
+
+    fn list_records(&self, since_ms: u64, until_ms: u64, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT call_id, caller, callee, started_ms, answered_ms, ended_ms, disposition, status,
+                            hangup, answered_by
+                     FROM call_records WHERE ended_ms >= ?1 AND ended_ms < ?2 ORDER BY ended_ms, id LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        since_ms.min(i64::MAX as u64) as i64,
+                        until_ms.min(i64::MAX as u64) as i64,
+                        limit.min(i64::MAX as usize) as i64
+                    ],
+                    |r| {
+                        let disposition: String = r.get(6)?;
+                        Ok(CallRecord {
+                            call_id: r.get(0)?,
+                            caller: r.get(1)?,
+                            callee: r.get(2)?,
+                            started_ms: r.get::<_, i64>(3)? as u64,
+                            answered_ms: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                            ended_ms: r.get::<_, i64>(5)? as u64,
+                            disposition: Disposition::parse(&disposition).unwrap_or(Disposition::Failed),
+                            status: r.get(7)?,
+                            hangup: r.get(8)?,
+                            answered_by: r.get(9)?,
+                        })
+                    },
+                )
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
     }
 }

@@ -114,6 +114,51 @@ pub trait SubscriberStore: Send + Sync {
     fn get(&self, user: &str, domain: &str) -> Result<Option<Subscriber>, StoreError>;
     /// Every subscriber, or those of one domain, ordered by domain and user.
     fn list(&self, domain: Option<&str>) -> Result<Vec<Subscriber>, StoreError>;
+    /// A number that changes whenever a subscriber may have changed, by any process: what
+    /// [`SubscriberCache`] checks before trusting what it holds.
+    fn generation(&self) -> Result<u64, StoreError>;
+}
+
+/// Subscribers in memory in front of a store: lookups on the authentication path cost a hash
+/// probe and one generation check instead of a query. Misses are cached too, so a scanner
+/// trying user names does not reach the store for each guess. Any change in the store (the CLI
+/// in another process, the admin API in this one) empties the cache.
+pub struct SubscriberCache<S: SubscriberStore> {
+    store: S,
+    generation: Option<u64>,
+    entries: std::collections::HashMap<(String, String), Option<Subscriber>>,
+}
+
+/// Bound on cached entries; past it the cache starts over (misses are cheap to refill).
+const CACHE_LIMIT: usize = 1 << 20;
+
+impl<S: SubscriberStore> SubscriberCache<S> {
+    pub fn new(store: S) -> Self {
+        SubscriberCache {
+            store,
+            generation: None,
+            entries: std::collections::HashMap::new(),
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The subscriber `user` of `domain` (lower-case), from memory when the store has not changed.
+    pub fn get(&mut self, user: &str, domain: &str) -> Result<Option<&Subscriber>, StoreError> {
+        let generation = self.store.generation()?;
+        if self.generation != Some(generation) || self.entries.len() >= CACHE_LIMIT {
+            self.entries.clear();
+            self.generation = Some(generation);
+        }
+        let key = (user.to_owned(), domain.to_owned());
+        if !self.entries.contains_key(&key) {
+            let found = self.store.get(user, domain)?;
+            self.entries.insert(key.clone(), found);
+        }
+        Ok(self.entries.get(&key).and_then(Option::as_ref))
+    }
 }
 
 #[cfg(test)]

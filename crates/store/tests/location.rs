@@ -34,6 +34,7 @@ fn binding(aor: &str, contact: &str, expires_at: u64) -> Binding {
         source: "udp:198.51.100.7:5060".into(),
         conn: 0,
         user_agent: Some("test".into()),
+        behind_nat: false,
     }
 }
 

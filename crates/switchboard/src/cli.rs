@@ -84,6 +84,12 @@ pub struct ServeArgs {
     /// only the first challenge and need MD5 there).
     #[arg(long)]
     pub digest_sha256_first: bool,
+    /// An unanswered call ends with 480 after this many seconds of ringing.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ring_timeout: u64,
+    /// Timer C (RFC 3261 §16.6): a branch silent for this many seconds is cancelled (408).
+    #[arg(long, value_name = "SECONDS", default_value_t = 180, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timer_c: u64,
     /// Largest SIP message accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
     pub max_message_size: u64,

@@ -58,8 +58,8 @@ fn what_cannot_be_served_gets_the_right_status() {
     let local = s.local_addr().expect("local");
     let invite = options("UDP", local, server.udp, "z9hG4bKinv", "").replace("OPTIONS", "INVITE");
     let r = udp_transaction(&s, server.udp, &invite);
-    assert_eq!(r.status_code(), Some(501));
-    assert!(r.header("Allow").is_some());
+    assert_eq!(r.status_code(), Some(407), "the proxy routes nothing for a stranger");
+    assert!(r.header("Proxy-Authenticate").is_some());
 
     let mf0 = options("UDP", local, server.udp, "z9hG4bKmf0", "")
         .replace("OPTIONS sip:", "MESSAGE sip:someone@")

@@ -37,6 +37,8 @@ pub struct Shared {
     committer: Option<store::GroupCommitter>,
     /// Where the committer reports finished writes.
     committed: tokio::sync::mpsc::UnboundedSender<Committed>,
+    /// Writes the records of finished calls.
+    records: Option<store::RecordWriter>,
     /// Set on shutdown; the UDP receive threads stop.
     pub stopping: std::sync::atomic::AtomicBool,
     pub conns: conn::ConnTable,
@@ -70,14 +72,17 @@ impl Shared {
         registrar: Option<crate::registrar::Registrar<store::SqliteStore>>,
         committer: Option<store::GroupCommitter>,
         committed: tokio::sync::mpsc::UnboundedSender<Committed>,
+        proxy: Option<crate::proxy::Proxy>,
+        records: Option<store::RecordWriter>,
     ) -> Arc<Shared> {
         let limits = Limits {
             max_message_size: config.max_message_size,
             ..Limits::default()
         };
         Arc::new(Shared {
-            engine: Mutex::new(Engine::new(config.timers, registrar)),
+            engine: Mutex::new(Engine::new(config.timers, registrar, proxy)),
             committer,
+            records,
             committed,
             limits,
             udp,
@@ -98,13 +103,18 @@ impl Shared {
     /// Runs `f` on the engine, then sends what it produced and re-arms the timer if needed.
     pub fn with_engine(&self, f: impl FnOnce(&mut Engine, Instant, &mut Vec<Transmit>)) {
         let mut out = Vec::new();
-        let (deadline, pending) = {
+        let (deadline, pending, records) = {
             let mut engine = self.engine.lock();
             f(&mut engine, Instant::now(), &mut out);
-            (engine.next_deadline(), engine.take_pending())
+            (engine.next_deadline(), engine.take_pending(), engine.take_records())
         };
         for w in pending {
             self.submit(w);
+        }
+        if let Some(writer) = &self.records {
+            for r in records {
+                writer.submit(r);
+            }
         }
         if let Some(d) = deadline {
             let d = self.offset(d);

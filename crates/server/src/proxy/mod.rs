@@ -1,0 +1,836 @@
+//! The authenticating stateful proxy (RFC 3261 §16) and call tracking.
+//!
+//! - Out-of-dialog requests from local users are challenged with 407 (§22.3, shared digest code
+//!   with the registrar), checked against their From (403 for spoofing), and routed by the
+//!   Request-URI user: 404 for an unknown user, 480 for one with no binding, otherwise every
+//!   binding rings in parallel (§16.6 forking). A Request-URI outside the domain gets 403: the
+//!   server is not an open relay.
+//! - INVITE responses go through a response context (§16.7): provisional responses are forwarded
+//!   while no final response went upstream, so a 180 never follows its 200; the first 2xx is
+//!   forwarded at once and the other branches are CANCELled; a 6xx ends the call; otherwise the
+//!   best final response is sent when every branch has one ([`call::rank`]).
+//! - CANCEL from the caller cancels every branch (§16.10); the 487s come back and the caller gets
+//!   487. The ring timeout (480) and Timer C (§16.6 step 11, 408) end unanswered calls.
+//! - Record-Route (§16.6 step 4; two entries when the transport changes) keeps the proxy in the
+//!   dialog; in-dialog requests are loose-routed (§16.4, §16.12) and sent to the other party's
+//!   registered path: the source address and connection the phone used, not the private
+//!   address in its Contact (NAT).
+//! - Every finished call becomes a [`CallRecord`]; the engine hands them to the record writer.
+//!
+//! Sans-IO like the rest of the engine: time comes in as `now`, messages go out through the
+//! transaction layer.
+
+mod call;
+pub mod route;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
+
+use sip::{HeaderName, Message, Method, Scheme};
+use sip_txn::{Peer, TransactionLayer, TxId};
+use store::{CallRecord, Disposition, SubscriberStore};
+use tracing::debug;
+
+use crate::auth::AuthOutcome;
+use crate::registrar::Registrar;
+pub use call::{Call, Phase};
+pub use route::LocalAddrs;
+
+/// The proxy's timers and limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyConfig {
+    /// An unanswered call is ended with 480 after this long.
+    pub ring_timeout: Duration,
+    /// Timer C (§16.6 step 11): no provisional response for this long ends the call with 408.
+    pub timer_c: Duration,
+    /// An answered call that sees no BYE for this long is forgotten (record hangup: `server`).
+    pub max_call: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            ring_timeout: Duration::from_secs(60),
+            timer_c: Duration::from_secs(180),
+            max_call: Duration::from_secs(4 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Ring,
+    TimerC,
+    MaxCall,
+}
+
+/// A request forwarded statefully outside a call's INVITE (BYE, re-INVITE, MESSAGE, ...): its
+/// responses go back to `server_tx`.
+#[derive(Debug, Clone, Copy)]
+struct Relay {
+    server_tx: TxId,
+}
+
+pub struct Proxy {
+    config: ProxyConfig,
+    local: LocalAddrs,
+    calls: HashMap<String, Call>,
+    serials: HashMap<String, u64>,
+    by_server_tx: HashMap<TxId, String>,
+    by_client_tx: HashMap<TxId, String>,
+    relays: HashMap<TxId, Relay>,
+    timers: BinaryHeap<Reverse<(Instant, u64, TimerKind, String)>>,
+    next_serial: u64,
+    records: Vec<CallRecord>,
+    branch_salt: u64,
+    branch_seq: u64,
+    /// Wall clock at an instant, for the times in call records.
+    wall_anchor: (Instant, u64),
+}
+
+/// The user part of a SIP URI's user, lower-case host.
+fn user_of(uri: &sip::Uri<'_>) -> Option<String> {
+    uri.user_str().map(|u| u.into_owned())
+}
+
+impl Proxy {
+    pub fn new(config: ProxyConfig, local: LocalAddrs, now: Instant, wall_ms: u64, salt: u64) -> Self {
+        Proxy {
+            config,
+            local,
+            calls: HashMap::new(),
+            serials: HashMap::new(),
+            by_server_tx: HashMap::new(),
+            by_client_tx: HashMap::new(),
+            relays: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_serial: 0,
+            records: Vec::new(),
+            branch_salt: salt,
+            branch_seq: 0,
+            wall_anchor: (now, wall_ms),
+        }
+    }
+
+    /// Calls being set up or talking.
+    pub fn calls(&self) -> impl Iterator<Item = &Call> {
+        self.calls.values()
+    }
+
+    /// Records of calls that ended since the last call.
+    pub fn take_records(&mut self) -> Vec<CallRecord> {
+        std::mem::take(&mut self.records)
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, ..))| *at)
+    }
+
+    fn wall_ms(&self, t: Instant) -> u64 {
+        let (anchor, ms) = self.wall_anchor;
+        if t >= anchor {
+            ms + u64::try_from(t.duration_since(anchor).as_millis()).unwrap_or(0)
+        } else {
+            ms.saturating_sub(u64::try_from(anchor.duration_since(t).as_millis()).unwrap_or(0))
+        }
+    }
+
+    fn next_branch(&mut self) -> String {
+        self.branch_seq += 1;
+        format!("z9hG4bK-sb{:x}-{:x}", self.branch_salt, self.branch_seq)
+    }
+
+    fn tag(&mut self) -> String {
+        self.branch_seq += 1;
+        format!("sb{:x}{:x}", self.branch_salt & 0xffff_ffff, self.branch_seq)
+    }
+
+    fn arm(&mut self, at: Instant, kind: TimerKind, call_id: &str) {
+        let serial = self.serials.get(call_id).copied().unwrap_or(0);
+        self.timers.push(Reverse((at, serial, kind, call_id.to_owned())));
+    }
+
+    /// The request as forwarded to `to`: new Request-URI, Max-Forwards decremented, our
+    /// credentials removed (§22.3), Record-Route when asked, and our Via on top.
+    fn forward(
+        &mut self,
+        req: &Message,
+        target: Option<&str>,
+        from: &Peer,
+        to: &Peer,
+        record_route: bool,
+    ) -> Option<Message> {
+        let mut fwd = req.clone();
+        if let Some(t) = target {
+            fwd.set_request_uri(t);
+        }
+        let max_forwards = req.max_forwards().ok().flatten().unwrap_or(70);
+        fwd.set_header(HeaderName::MaxForwards, &max_forwards.saturating_sub(1).to_string());
+        fwd.remove_headers(HeaderName::ProxyAuthorization);
+        if record_route {
+            fwd.prepend_header(HeaderName::RecordRoute, &self.local.record_route(from.transport)?);
+            if to.transport != from.transport {
+                fwd.prepend_header(HeaderName::RecordRoute, &self.local.record_route(to.transport)?);
+            }
+        }
+        let branch = self.next_branch();
+        fwd.prepend_header(HeaderName::Via, &self.local.via(to.transport, &branch)?);
+        Some(fwd)
+    }
+
+    fn reply(
+        &mut self,
+        now: Instant,
+        txn: &mut TransactionLayer,
+        tx: TxId,
+        req: &Message,
+        code: u16,
+        reason: Option<&str>,
+    ) {
+        let tag = self.tag();
+        let resp = Message::response_to(req, code, reason, Some(&tag));
+        if let Err(e) = txn.respond(now, tx, resp) {
+            debug!(?tx, error = %e, "could not respond");
+        }
+    }
+
+    /// A record for an INVITE refused before any branch rang (404, 480 unregistered, 403, ...).
+    fn record_refused(&mut self, now: Instant, req: &Message, caller: &str, callee: &str, status: u16) {
+        let t = self.wall_ms(now);
+        self.records.push(CallRecord {
+            call_id: req.call_id().unwrap_or_default().to_owned(),
+            caller: caller.to_owned(),
+            callee: callee.to_owned(),
+            started_ms: t,
+            answered_ms: None,
+            ended_ms: t,
+            disposition: Disposition::Failed,
+            status,
+            hangup: None,
+            answered_by: None,
+        });
+    }
+
+    /// A new request for the proxy (not REGISTER, not addressed to the server itself). It has
+    /// passed the transport checks and Max-Forwards is above 0.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_request<S: SubscriberStore>(
+        &mut self,
+        now: Instant,
+        txn: &mut TransactionLayer,
+        registrar: &mut Registrar<S>,
+        tx: TxId,
+        req: Message,
+        from: Peer,
+        unix: u64,
+    ) {
+        let has_to_tag = req.to_header().ok().and_then(|t| t.tag().map(str::to_owned)).is_some();
+        if has_to_tag {
+            self.in_dialog(now, txn, tx, req, from);
+            return;
+        }
+        let method = req.method().cloned().unwrap_or(Method::Options);
+        if matches!(method, Method::Bye | Method::Prack | Method::Update | Method::Info) {
+            self.reply(now, txn, tx, &req, 481, None);
+            return;
+        }
+        self.initial(now, txn, registrar, tx, req, from, unix);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn initial<S: SubscriberStore>(
+        &mut self,
+        now: Instant,
+        txn: &mut TransactionLayer,
+        registrar: &mut Registrar<S>,
+        tx: TxId,
+        mut req: Message,
+        from: Peer,
+        unix: u64,
+    ) {
+        // §16.4: a Route naming this server is removed; a pre-loaded route elsewhere is refused
+        // (the proxy routes only to its own users).
+        loop {
+            let top = req.routes().next().map(|r| r.is_ok_and(|r| self.local.is_ours(&r.uri)));
+            let Some(ours) = top else {
+                break;
+            };
+            if !ours {
+                self.reply(now, txn, tx, &req, 403, Some("Forbidden (relaying denied)"));
+                return;
+            }
+            req.remove_first_value(HeaderName::Route);
+        }
+        let Some(ruri) = req.request_uri() else {
+            return;
+        };
+        let domain = registrar.domain.clone();
+        let ours = matches!(ruri.scheme, Scheme::Sip | Scheme::Sips)
+            && (ruri.host_unbracketed().eq_ignore_ascii_case(&domain) || self.local.is_ours(&ruri.clone()))
+            || ruri.host_ip().is_some_and(|ip| {
+                [self.local.udp, self.local.tcp, self.local.tls]
+                    .into_iter()
+                    .flatten()
+                    .any(|a| a.ip() == ip)
+            });
+        if !ours {
+            self.reply(now, txn, tx, &req, 403, Some("Forbidden (relaying denied)"));
+            return;
+        }
+        let callee = user_of(&ruri);
+        let is_invite = req.method() == Some(&Method::Invite);
+
+        let caller = match registrar.authenticate(&req, HeaderName::ProxyAuthorization, unix) {
+            AuthOutcome::Authenticated { username } => username,
+            AuthOutcome::Challenge { stale } => {
+                let tag = self.tag();
+                let resp = registrar.challenge(&req, 407, stale, &tag, unix);
+                if let Err(e) = txn.respond(now, tx, resp) {
+                    debug!(?tx, error = %e, "could not respond");
+                }
+                return;
+            }
+            AuthOutcome::BadRequest(why) => {
+                self.reply(now, txn, tx, &req, 400, Some(why));
+                return;
+            }
+        };
+        let from_ok = req.from_header().is_ok_and(|f| {
+            f.uri.user_str().as_deref() == Some(caller.as_str())
+                && f.uri.host_unbracketed().eq_ignore_ascii_case(&domain)
+        });
+        if !from_ok {
+            self.reply(
+                now,
+                txn,
+                tx,
+                &req,
+                403,
+                Some("Forbidden (From is not the authenticated user)"),
+            );
+            return;
+        }
+        let Some(callee) = callee.filter(|c| registrar.has_subscriber(c)) else {
+            if is_invite {
+                let callee = user_of(&ruri).unwrap_or_default();
+                self.record_refused(now, &req, &caller, &callee, 404);
+            }
+            self.reply(now, txn, tx, &req, 404, None);
+            return;
+        };
+        let aor = format!("{callee}@{domain}");
+        let targets: Vec<(String, Peer)> = registrar
+            .location
+            .lookup(&aor, unix)
+            .into_iter()
+            .filter_map(|b| Some((b.contact.clone(), route::binding_target(b)?)))
+            .collect();
+        if targets.is_empty() {
+            if is_invite {
+                self.record_refused(now, &req, &caller, &callee, 480);
+            }
+            self.reply(now, txn, tx, &req, 480, None);
+            return;
+        }
+        if is_invite {
+            self.invite(now, txn, tx, req, from, caller, callee, targets);
+        } else {
+            // Other requests go to the preferred contact only.
+            let (contact, to) = targets.into_iter().next().expect("targets is not empty");
+            let record_route = matches!(req.method(), Some(Method::Subscribe | Method::Refer));
+            self.relay(now, txn, tx, &req, Some(&contact), &from, to, record_route);
+        }
+    }
+
+    /// Forwards a request statefully on its own; its responses go back on `tx`.
+    #[allow(clippy::too_many_arguments)]
+    fn relay(
+        &mut self,
+        now: Instant,
+        txn: &mut TransactionLayer,
+        tx: TxId,
+        req: &Message,
+        target: Option<&str>,
+        from: &Peer,
+        to: Peer,
+        record_route: bool,
+    ) -> bool {
+        let Some(fwd) = self.forward(req, target, from, &to, record_route) else {
+            self.reply(now, txn, tx, req, 503, Some("No local address for that transport"));
+            return false;
+        };
+        match txn.send_request(now, fwd, to) {
+            Ok(client) => {
+                self.relays.insert(client, Relay { server_tx: tx });
+                true
+            }
+            Err(e) => {
+                debug!(error = %e, "could not forward");
+                self.reply(now, txn, tx, req, 500, None);
+                false
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn invite(
+        &mut self,
+        now: Instant,
+        txn: &mut TransactionLayer,
+        tx: TxId,
+        req: Message,
+        from: Peer,
+        caller: String,
+        callee: String,
+        targets: Vec<(String, Peer)>,
+    ) {
+        let call_id = req.call_id().unwrap_or_default().to_owned();
+        if self.calls.contains_key(&call_id) {
+            // The same call again without a To tag: a loop through this proxy or a merged request.
+            self.reply(now, txn, tx, &req, 482, None);
+            return;
+        }
+        let _ = txn.respond(now, tx, Message::response_to(&req, 100, None, None));
+        let mut branches = Vec::with_capacity(targets.len());
+        for (contact, to) in targets {
+            let Some(fwd) = self.forward(&req, Some(&contact), &from, &to, true) else {
+                continue;
+            };
+            match txn.send_request(now, fwd.clone(), to.clone()) {
+                Ok(client) => {
+                    self.by_client_tx.insert(client, call_id.clone());
+                    branches.push(call::Branch {
+                        tx: client,
+                        request: fwd,
+                        to,
+                        target: contact,
+                        provisional: false,
+                        final_status: None,
+                        cancel_pending: false,
+                        cancel_sent: false,
+                    });
+                }
+                Err(e) => debug!(error = %e, "could not fork"),
+            }
+        }
+        if branches.is_empty() {
+            self.record_refused(now, &req, &caller, &callee, 480);
+            self.reply(now, txn, tx, &req, 480, None);
+            return;
+        }
+        let caller_tag = req
+            .from_header()
+            .ok()
+            .and_then(|f| f.tag().map(str::to_owned))
+            .unwrap_or_default();
+        self.next_serial += 1;
+        self.serials.insert(call_id.clone(), self.next_serial);
+        let call = Call {
+            call_id: call_id.clone(),
+            caller,
+            callee,
+            caller_tag,
+            server_tx: tx,
+            caller_peer: from,
+            callee_peer: None,
+            branches,
+            best: None,
+            cancelled: false,
+            phase: Phase::Routing,
+            started: now,
+            answered: None,
+            answered_by: None,
+            ring_deadline: now + self.config.ring_timeout,
+            timer_c: now + self.config.timer_c,
+        };
+        self.arm(call.ring_deadline, TimerKind::Ring, &call_id);
+        self.arm(call.timer_c, TimerKind::TimerC, &call_id);
+        self.by_server_tx.insert(tx, call_id.clone());
+        self.calls.insert(call_id, call);
+    }
+
+    /// Sends CANCEL on every branch still without a final response, except `keep` (§16.7 step
+    /// 10, §16.10). A branch that has not sent a provisional response yet gets its CANCEL when
+    /// it does (§9.1).
+    fn cancel_branches(now: Instant, txn: &mut TransactionLayer, call: &mut Call, keep: Option<TxId>) {
+        for b in call.branches.iter_mut().filter(|b| Some(b.tx) != keep) {
+            if b.final_status.is_some() || b.cancel_sent {
+                continue;
+            }
+            if !b.provisional {
+                b.cancel_pending = true;
+                continue;
+            }
+            Self::send_cancel(now, txn, b);
+        }
+    }
+
+    fn send_cancel(now: Instant, txn: &mut TransactionLayer, b: &mut call::Branch) {
+        let inv = &b.request;
+        let mut cancel = Message::request(Method::Cancel, inv.request_uri_str().unwrap_or_default());
+        if let Some(via) = inv.header("Via") {
+            cancel.push_header(HeaderName::Via, via);
+        }
+        cancel.push_header(HeaderName::MaxForwards, "70");
+        for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+            if let Some(v) = inv.headers().find(|h| h.name == name).map(|h| h.value.to_owned()) {
+                cancel.push_header(name, &v);
+            }
+        }
+        let seq = inv.cseq().map(|c| c.seq).unwrap_or(1);
+        cancel.push_header(HeaderName::CSeq, &format!("{seq} CANCEL"));
+        for r in inv.header_values("Route").map(str::to_owned).collect::<Vec<_>>() {
+            cancel.push_header(HeaderName::Route, &r);
+        }
+        cancel.push_header(HeaderName::ContentLength, "0");
+        match txn.send_request(now, cancel, b.to.clone()) {
+            Ok(_) => b.cancel_sent = true,
+            Err(e) => debug!(error = %e, "could not send CANCEL"),
+        }
+    }
+
+    /// Sends a response upstream on the call's INVITE server transaction, without our Via. A
+    /// 2xx that comes after that transaction ended goes straight to the caller.
+    fn upstream(now: Instant, txn: &mut TransactionLayer, call: &Call, mut resp: Message) {
+        resp.remove_first_value(HeaderName::Via);
+        let is_2xx = resp.status_code().is_some_and(|c| (200..300).contains(&c));
+        if txn.respond(now, call.server_tx, resp.clone()).is_err() && is_2xx {
+            txn.send_stateless(resp, call.caller_peer.clone());
+        }
+    }
+
+    /// Ends an unanswered call: the best response (or `status`, when given) goes upstream and
+    /// the call is recorded.
+    fn finish_unanswered(&mut self, now: Instant, txn: &mut TransactionLayer, call_id: &str, status: Option<u16>) {
+        let Some(call) = self.calls.remove(call_id) else {
+            return;
+        };
+        self.serials.remove(call_id);
+        self.by_server_tx.remove(&call.server_tx);
+        let status = status.or_else(|| call.cancelled.then_some(487));
+        let code = match status {
+            Some(code) => {
+                let tag = self.tag();
+                if let Some(req) = txn.request_of(call.server_tx) {
+                    let resp = Message::response_to(req, code, None, Some(&tag));
+                    let _ = txn.respond(now, call.server_tx, resp);
+                }
+                code
+            }
+            None => match call.best.clone() {
+                Some(best) => {
+                    let code = best.status_code().unwrap_or(500);
+                    if code == 503 {
+                        // §16.7 step 6: a 503 downstream does not mean this proxy is overloaded.
+                        let tag = self.tag();
+                        if let Some(req) = txn.request_of(call.server_tx) {
+                            let resp = Message::response_to(req, 500, None, Some(&tag));
+                            let _ = txn.respond(now, call.server_tx, resp);
+                        }
+                        500
+                    } else {
+                        Self::upstream(now, txn, &call, best);
+                        code
+                    }
+                }
+                None => {
+                    let tag = self.tag();
+                    if let Some(req) = txn.request_of(call.server_tx) {
+                        let resp = Message::response_to(req, 408, None, Some(&tag));
+                        let _ = txn.respond(now, call.server_tx, resp);
+                    }
+                    408
+                }
+            },
+        };
+        let t = self.wall_ms(now);
+        self.records.push(CallRecord {
+            call_id: call.call_id,
+            caller: call.caller,
+            callee: call.callee,
+            started_ms: self.wall_ms(call.started),
+            answered_ms: None,
+            ended_ms: t,
+            disposition: call::disposition(code, call.cancelled),
+            status: code,
+            hangup: None,
+            answered_by: None,
+        });
+    }
+
+    /// Ends an answered call (BYE, or the call outlived `max_call`).
+    fn finish_answered(&mut self, now: Instant, call_id: &str, hangup: &str) {
+        let Some(call) = self.calls.remove(call_id) else {
+            return;
+        };
+        self.serials.remove(call_id);
+        self.by_server_tx.remove(&call.server_tx);
+        let ended = self.wall_ms(now);
+        self.records.push(CallRecord {
+            call_id: call.call_id,
+            caller: call.caller,
+            callee: call.callee,
+            started_ms: self.wall_ms(call.started),
+            answered_ms: call.answered.map(|a| self.wall_ms(a)),
+            ended_ms: ended,
+            disposition: Disposition::Answered,
+            status: 200,
+            hangup: Some(hangup.to_owned()),
+            answered_by: call.answered_by,
+        });
+    }
+
+    /// A response on one of the proxy's client transactions; false when it is not the proxy's.
+    pub fn on_response(&mut self, now: Instant, txn: &mut TransactionLayer, tx: TxId, resp: Message) -> bool {
+        let code = resp.status_code().unwrap_or(500);
+        if let Some(relay) = self.relays.get(&tx).copied() {
+            if code >= 200 {
+                self.relays.remove(&tx);
+            }
+            if code > 100 {
+                let mut resp = resp;
+                resp.remove_first_value(HeaderName::Via);
+                if let Err(e) = txn.respond(now, relay.server_tx, resp) {
+                    debug!(error = %e, "could not relay a response");
+                }
+            }
+            return true;
+        }
+        let Some(call_id) = self.by_client_tx.get(&tx).cloned() else {
+            return false;
+        };
+        let timer_c = self.config.timer_c;
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            debug!(code, "response for a call that has ended");
+            return true;
+        };
+        let Some(branch) = call.branch_of(tx) else {
+            return true;
+        };
+        match code {
+            100..=199 => {
+                branch.provisional = true;
+                if branch.cancel_pending && !branch.cancel_sent {
+                    Self::send_cancel(now, txn, branch);
+                }
+                call.timer_c = now + timer_c;
+                if code > 100 && call.phase == Phase::Routing && !call.cancelled {
+                    Self::upstream(now, txn, call, resp);
+                }
+            }
+            200..=299 => {
+                branch.final_status = Some(code);
+                let target = branch.target.clone();
+                let peer = branch.to.clone();
+                Self::upstream(now, txn, call, resp);
+                if call.phase == Phase::Routing {
+                    call.phase = Phase::Answered;
+                    call.answered = Some(now);
+                    call.answered_by = Some(target);
+                    call.callee_peer = Some(peer);
+                    Self::cancel_branches(now, txn, call, Some(tx));
+                    let at = now + self.config.max_call;
+                    self.arm(at, TimerKind::MaxCall, &call_id);
+                }
+            }
+            _ => {
+                branch.final_status = Some(code);
+                if call.phase == Phase::Answered {
+                    return true;
+                }
+                call.consider(&resp);
+                if code >= 600 {
+                    Self::cancel_branches(now, txn, call, Some(tx));
+                    self.finish_unanswered(now, txn, &call_id, None);
+                } else if call.all_final() {
+                    self.finish_unanswered(now, txn, &call_id, None);
+                }
+            }
+        }
+        true
+    }
+
+    /// A client transaction of the proxy got no response (Timer B/F: 408) or could not be sent
+    /// (503), as if that response had arrived (§16.7 step 1, §16.9).
+    pub fn on_client_failure(&mut self, now: Instant, txn: &mut TransactionLayer, tx: TxId, code: u16) {
+        if let Some(relay) = self.relays.remove(&tx) {
+            if let Some(req) = txn.request_of(relay.server_tx).cloned() {
+                self.reply(now, txn, relay.server_tx, &req, code, None);
+            }
+            return;
+        }
+        let Some(call_id) = self.by_client_tx.get(&tx).cloned() else {
+            return;
+        };
+        let Some(resp) = self
+            .calls
+            .get_mut(&call_id)
+            .and_then(|c| c.branch_of(tx))
+            .filter(|b| b.final_status.is_none())
+            .map(|b| Message::response_to(&b.request, code, None, None))
+        else {
+            return;
+        };
+        self.on_response(now, txn, tx, resp);
+    }
+
+    /// A client transaction ended.
+    pub fn on_terminated(&mut self, tx: TxId) {
+        self.by_client_tx.remove(&tx);
+        self.relays.remove(&tx);
+    }
+
+    /// CANCEL from the caller for INVITE server transaction `invite` (already answered 200).
+    pub fn on_cancel(&mut self, now: Instant, txn: &mut TransactionLayer, invite: TxId) {
+        let Some(call_id) = self.by_server_tx.get(&invite).cloned() else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        if call.phase != Phase::Routing {
+            return;
+        }
+        call.cancelled = true;
+        Self::cancel_branches(now, txn, call, None);
+        if call.all_final() {
+            self.finish_unanswered(now, txn, &call_id, None);
+        }
+    }
+
+    /// Where an in-dialog request goes: after our own Route entries, the next Route, or else the
+    /// other party's registered path.
+    fn in_dialog_target(&self, req: &mut Message, call: &Call) -> Option<Peer> {
+        while req
+            .routes()
+            .next()
+            .is_some_and(|r| r.is_ok_and(|r| self.local.is_ours(&r.uri)))
+        {
+            req.remove_first_value(HeaderName::Route);
+        }
+        if let Some(Ok(next)) = req.routes().next() {
+            let (transport, addr) = route::uri_target(&next.uri)?;
+            return Some(Peer {
+                transport,
+                addr,
+                conn: 0,
+            });
+        }
+        let from_caller = req
+            .from_header()
+            .ok()
+            .and_then(|f| f.tag().map(|t| t == call.caller_tag))
+            .unwrap_or(false);
+        if from_caller {
+            call.callee_peer
+                .clone()
+                .or_else(|| call.branches.iter().find(|b| b.provisional).map(|b| b.to.clone()))
+        } else {
+            Some(call.caller_peer.clone())
+        }
+    }
+
+    /// A request inside a dialog this proxy record-routed (§16.12).
+    fn in_dialog(&mut self, now: Instant, txn: &mut TransactionLayer, tx: TxId, mut req: Message, from: Peer) {
+        let call_id = req.call_id().unwrap_or_default().to_owned();
+        let Some(call) = self.calls.get(&call_id) else {
+            self.reply(now, txn, tx, &req, 481, None);
+            return;
+        };
+        let Some(to) = self.in_dialog_target(&mut req, call) else {
+            self.reply(
+                now,
+                txn,
+                tx,
+                &req,
+                404,
+                Some("Not Found (no route for the in-dialog request)"),
+            );
+            return;
+        };
+        let hangup = if req.method() == Some(&Method::Bye) && call.phase == Phase::Answered {
+            let from_caller = req
+                .from_header()
+                .ok()
+                .and_then(|f| f.tag().map(|t| t == call.caller_tag))
+                .unwrap_or(false);
+            Some(if from_caller { "caller" } else { "callee" })
+        } else {
+            None
+        };
+        if self.relay(now, txn, tx, &req, None, &from, to, false)
+            && let Some(side) = hangup
+        {
+            self.finish_answered(now, &call_id, side);
+        }
+    }
+
+    /// An ACK for a 2xx (end to end, §13.2.2.4): forwarded statelessly along the dialog.
+    pub fn on_ack(&mut self, txn: &mut TransactionLayer, mut req: Message, from: Peer) {
+        let call_id = req.call_id().unwrap_or_default().to_owned();
+        let Some(call) = self.calls.get(&call_id) else {
+            debug!("ACK for an unknown call dropped");
+            return;
+        };
+        let Some(to) = self.in_dialog_target(&mut req, call) else {
+            return;
+        };
+        let Some(fwd) = self.forward(&req, None, &from, &to, false) else {
+            return;
+        };
+        txn.send_stateless(fwd, to);
+    }
+
+    /// A response that matched no client transaction: a 2xx retransmission for an answered
+    /// call goes to its caller (§16.7: proxies forward 2xx statelessly); others are dropped.
+    pub fn on_stray_response(&mut self, txn: &mut TransactionLayer, mut resp: Message) {
+        let is_2xx = resp.status_code().is_some_and(|c| (200..300).contains(&c));
+        let Some(call) = resp.call_id().ok().and_then(|id| self.calls.get(id)) else {
+            return;
+        };
+        let ours = resp
+            .via()
+            .is_ok_and(|v| v.branch().is_some_and(|b| b.starts_with("z9hG4bK-sb")));
+        if is_2xx && ours {
+            let to = call.caller_peer.clone();
+            resp.remove_first_value(HeaderName::Via);
+            txn.send_stateless(resp, to);
+        }
+    }
+
+    /// Fires the ring timeout, Timer C and the call-length limit.
+    pub fn on_timeout(&mut self, now: Instant, txn: &mut TransactionLayer) {
+        while let Some(Reverse((at, serial, kind, call_id))) = self.timers.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.serials.get(&call_id) != Some(&serial) {
+                continue;
+            }
+            let Some(call) = self.calls.get_mut(&call_id) else {
+                continue;
+            };
+            match kind {
+                TimerKind::Ring if call.phase == Phase::Routing => {
+                    Self::cancel_branches(now, txn, call, None);
+                    self.finish_unanswered(now, txn, &call_id, Some(480));
+                }
+                TimerKind::TimerC if call.phase == Phase::Routing => {
+                    if call.timer_c > at {
+                        let next = call.timer_c;
+                        self.arm(next, TimerKind::TimerC, &call_id);
+                        continue;
+                    }
+                    Self::cancel_branches(now, txn, call, None);
+                    self.finish_unanswered(now, txn, &call_id, Some(408));
+                }
+                TimerKind::MaxCall if call.phase == Phase::Answered => {
+                    self.finish_answered(now, &call_id, "server");
+                }
+                _ => {}
+            }
+        }
+    }
+}
