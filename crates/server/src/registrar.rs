@@ -175,19 +175,24 @@ impl<S: SubscriberStore> Registrar<S> {
             .filter_map(Result::ok)
             .filter_map(|c| c.digest().ok())
             .find(|d| d.realm == self.domain);
-        match creds {
-            None => AuthOutcome::Challenge { stale: false },
-            Some(d) => {
-                let subscribers = &mut self.subscribers;
-                let domain = &self.domain;
-                self.auth.verify(&d, &method, &uri, domain, now, |u, alg| {
-                    subscribers
-                        .get(u, domain)
-                        .ok()
-                        .flatten()
-                        .and_then(|s| s.ha1(alg).map(str::to_owned))
-                })
-            }
+        let Some(d) = creds else {
+            return AuthOutcome::Challenge { stale: false };
+        };
+        let verify = |this: &mut Self| {
+            let subscribers = &mut this.subscribers;
+            let domain = &this.domain;
+            this.auth.verify(&d, &method, &uri, domain, now, |u, alg| {
+                subscribers
+                    .get(u, domain)
+                    .ok()
+                    .flatten()
+                    .and_then(|s| s.ha1(alg).map(str::to_owned))
+            })
+        };
+        match verify(self) {
+            // Refused: maybe the user or the password changed a moment ago in another process.
+            AuthOutcome::Challenge { stale: false } if self.subscribers.revalidate().unwrap_or(false) => verify(self),
+            outcome => outcome,
         }
     }
 

@@ -1,0 +1,2 @@
+//! sipload: placeholder, being written.
+fn main() {}
