@@ -237,6 +237,11 @@ impl Dispatcher {
         }
     }
 
+    /// Ends a call from the server's side (media timeout, operator); see [`Proxy::hang_up`].
+    pub fn hang_up(&mut self, now: std::time::Instant, txn: &mut TransactionLayer, call_id: &str, why: &str) -> bool {
+        self.proxy.as_mut().is_some_and(|p| p.hang_up(now, txn, call_id, why))
+    }
+
     /// The proxy's timers (ring timeout, Timer C, call length).
     pub fn on_timeout(&mut self, now: std::time::Instant, txn: &mut TransactionLayer) {
         if let Some(proxy) = self.proxy.as_mut() {

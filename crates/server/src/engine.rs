@@ -80,6 +80,13 @@ impl Engine {
         }
     }
 
+    /// Ends a call from the server's side: BYE to both parties (or CANCEL while it rings).
+    pub fn hang_up(&mut self, now: Instant, call_id: &str, why: &str, out: &mut Vec<Transmit>) -> bool {
+        let found = self.dispatcher.hang_up(now, &mut self.txn, call_id, why);
+        self.drain(now, out);
+        found
+    }
+
     /// Records of calls that ended, for the record writer.
     pub fn take_records(&mut self) -> Vec<store::CallRecord> {
         self.dispatcher.take_records()

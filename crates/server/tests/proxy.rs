@@ -474,3 +474,38 @@ fn nat_and_transport_changes() {
     );
     assert!(tcp.message.via().expect("via").transport.eq_ignore_ascii_case("TCP"));
 }
+
+#[test]
+fn the_server_can_end_an_answered_call() {
+    let mut r = rig(&["sip:bob@192.0.2.20:5060"], ProxyConfig::default());
+    let out = r.call("bob");
+    let a = to(&out, PHONE_A).pop().expect("INVITE A");
+    let mut ok = Message::response_to(&a, 200, None, Some("bobtag"));
+    ok.push_header(sip::HeaderName::Contact, "<sip:bob@192.0.2.20:5060>");
+    r.deliver(Message::parse(ok.to_bytes()).expect("reparse"), &peer(PHONE_A));
+    let mut out = Vec::new();
+    let now = r.now;
+    assert!(r.engine.hang_up(now, "call-1@192.0.2.10", "media-timeout", &mut out));
+    let to_caller = to(&out, "192.0.2.10:5060");
+    let to_callee = to(&out, PHONE_A);
+    assert_eq!(methods(&to_caller), ["BYE"]);
+    assert_eq!(methods(&to_callee), ["BYE"]);
+    let bye = &to_caller[0];
+    assert_eq!(
+        bye.request_uri_str(),
+        Some("sip:alice@192.0.2.10:5060"),
+        "to the caller's Contact"
+    );
+    assert_eq!(
+        bye.from_header().expect("from").tag(),
+        Some("bobtag"),
+        "in the callee's name"
+    );
+    assert_eq!(bye.to_header().expect("to").tag(), Some("alice1"));
+    let bye = &to_callee[0];
+    assert_eq!(bye.request_uri_str(), Some("sip:bob@192.0.2.20:5060"));
+    assert_eq!(bye.cseq().expect("cseq").seq, 3, "above the INVITE's CSeq 2");
+    let records = r.engine.take_records();
+    assert_eq!(records[0].hangup.as_deref(), Some("media-timeout"));
+    assert_eq!(r.engine.active_calls(), 0);
+}

@@ -59,6 +59,31 @@ pub struct Call {
     pub ring_deadline: Instant,
     /// Timer C (§16.6 step 11): restarted by every provisional response.
     pub timer_c: Instant,
+    /// The dialog as the proxy saw it, to end it itself (media timeout, admin hang-up): the
+    /// caller's From and Contact, and, once answered, the To (with the callee's tag) and
+    /// Contact of the 2xx.
+    pub dialog: Dialog,
+}
+
+/// What it takes to send a BYE to each side of a dialog (RFC 3261 §12.2.1.1).
+#[derive(Debug, Clone, Default)]
+pub struct Dialog {
+    /// From of the INVITE (caller's tag).
+    pub caller_from: String,
+    /// To of the 2xx (callee's tag).
+    pub callee_to: String,
+    pub caller_contact: String,
+    pub callee_contact: String,
+    /// The highest CSeq each side has used in the dialog.
+    pub caller_cseq: u32,
+    pub callee_cseq: u32,
+}
+
+/// The URI inside a Contact header value.
+pub fn contact_uri(value: &str) -> Option<String> {
+    sip::headers::Contact::parse(value)
+        .ok()
+        .and_then(|c| c.addr().map(|a| a.uri.as_str().to_owned()))
 }
 
 impl Call {

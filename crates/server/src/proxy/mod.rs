@@ -443,6 +443,12 @@ impl Proxy {
             answered_by: None,
             ring_deadline: now + self.config.ring_timeout,
             timer_c: now + self.config.timer_c,
+            dialog: call::Dialog {
+                caller_from: req.header("From").unwrap_or_default().to_owned(),
+                caller_contact: req.header("Contact").and_then(call::contact_uri).unwrap_or_default(),
+                caller_cseq: req.cseq().map(|c| c.seq).unwrap_or(1),
+                ..call::Dialog::default()
+            },
         };
         self.arm(call.ring_deadline, TimerKind::Ring, &call_id);
         self.arm(call.timer_c, TimerKind::TimerC, &call_id);
@@ -623,8 +629,10 @@ impl Proxy {
                 branch.final_status = Some(code);
                 let target = branch.target.clone();
                 let peer = branch.to.clone();
-                Self::upstream(now, txn, call, resp);
+                Self::upstream(now, txn, call, resp.clone());
                 if call.phase == Phase::Routing {
+                    call.dialog.callee_to = resp.header("To").unwrap_or_default().to_owned();
+                    call.dialog.callee_contact = resp.header("Contact").and_then(call::contact_uri).unwrap_or_default();
                     call.phase = Phase::Answered;
                     call.answered = Some(now);
                     call.answered_by = Some(target);
@@ -749,21 +757,86 @@ impl Proxy {
             );
             return;
         };
-        let hangup = if req.method() == Some(&Method::Bye) && call.phase == Phase::Answered {
-            let from_caller = req
-                .from_header()
-                .ok()
-                .and_then(|f| f.tag().map(|t| t == call.caller_tag))
-                .unwrap_or(false);
-            Some(if from_caller { "caller" } else { "callee" })
+        let from_caller = req
+            .from_header()
+            .ok()
+            .and_then(|f| f.tag().map(|t| t == call.caller_tag))
+            .unwrap_or(false);
+        let hangup = (req.method() == Some(&Method::Bye) && call.phase == Phase::Answered).then_some(if from_caller {
+            "caller"
         } else {
-            None
-        };
+            "callee"
+        });
+        if let (Ok(cseq), Some(call)) = (req.cseq(), self.calls.get_mut(&call_id)) {
+            let seen = if from_caller {
+                &mut call.dialog.caller_cseq
+            } else {
+                &mut call.dialog.callee_cseq
+            };
+            *seen = (*seen).max(cseq.seq);
+        }
         if self.relay(now, txn, tx, &req, None, &from, to, false)
             && let Some(side) = hangup
         {
             self.finish_answered(now, &call_id, side);
         }
+    }
+
+    /// Ends an answered call from the middle (media timeout, an operator's hang-up): a BYE to
+    /// each side, as if the other side had sent it, and the record says `hangup`. An unanswered
+    /// call is cancelled instead (480 to the caller). Returns whether the call existed.
+    pub fn hang_up(&mut self, now: Instant, txn: &mut TransactionLayer, call_id: &str, hangup: &str) -> bool {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return false;
+        };
+        if call.phase == Phase::Routing {
+            Self::cancel_branches(now, txn, call, None);
+            self.finish_unanswered(now, txn, call_id, Some(480));
+            return true;
+        }
+        let d = call.dialog.clone();
+        let reason = format!("SIP;cause=200;text=\"{hangup}\"");
+        let byes = [
+            // To the caller, in the callee's name.
+            (
+                &d.caller_contact,
+                &d.callee_to,
+                &d.caller_from,
+                d.callee_cseq.max(1) + 1,
+                call.caller_peer.clone(),
+            ),
+            // To the callee, in the caller's name.
+            (
+                &d.callee_contact,
+                &d.caller_from,
+                &d.callee_to,
+                d.caller_cseq + 1,
+                call.callee_peer.clone().unwrap_or_else(|| call.caller_peer.clone()),
+            ),
+        ];
+        for (target, from, to, cseq, peer) in byes {
+            if target.is_empty() {
+                continue;
+            }
+            let mut bye = Message::request(Method::Bye, target);
+            let branch = self.next_branch();
+            let Some(via) = self.local.via(peer.transport, &branch) else {
+                continue;
+            };
+            bye.push_header(HeaderName::Via, &via);
+            bye.push_header(HeaderName::MaxForwards, "70");
+            bye.push_header(HeaderName::From, from);
+            bye.push_header(HeaderName::To, to);
+            bye.push_header(HeaderName::CallId, call_id);
+            bye.push_header(HeaderName::CSeq, &format!("{cseq} BYE"));
+            bye.push_header(HeaderName::Reason, &reason);
+            bye.push_header(HeaderName::ContentLength, "0");
+            if let Err(e) = txn.send_request(now, bye, peer) {
+                debug!(error = %e, "could not send BYE");
+            }
+        }
+        self.finish_answered(now, call_id, hangup);
+        true
     }
 
     /// An ACK for a 2xx (end to end, §13.2.2.4): forwarded statelessly along the dialog.

@@ -144,17 +144,29 @@ impl Shared {
         }
     }
 
-    /// Sends the responses of durable (or failed) registrations.
+    /// Sends the responses of durable (or failed) registrations: everything the committer has
+    /// finished since the last wake-up goes out under one engine lock.
     pub async fn run_committed(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Committed>) {
-        while let Some(c) = rx.recv().await {
-            let response = match c.result {
-                Ok(()) => c.response,
-                Err(e) => {
-                    tracing::error!(error = %e, "registration not stored");
-                    Message::response_to(&c.response, 500, Some("Storage failure"), None)
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, 4096).await > 0 {
+            let responses: Vec<_> = batch
+                .drain(..)
+                .map(|c| {
+                    let response = match c.result {
+                        Ok(()) => c.response,
+                        Err(e) => {
+                            tracing::error!(error = %e, "registration not stored");
+                            Message::response_to(&c.response, 500, Some("Storage failure"), None)
+                        }
+                    };
+                    (c.tx, response)
+                })
+                .collect();
+            self.with_engine(|e, now, out| {
+                for (tx, response) in responses {
+                    e.respond(now, tx, response, out);
                 }
-            };
-            self.with_engine(|e, now, out| e.respond(now, c.tx, response, out));
+            });
         }
     }
 
