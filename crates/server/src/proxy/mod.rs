@@ -514,7 +514,10 @@ impl Proxy {
         };
         self.serials.remove(call_id);
         self.by_server_tx.remove(&call.server_tx);
-        let status = status.or_else(|| call.cancelled.then_some(487));
+        // After a CANCEL the caller gets 487: the callee's own when one came back (§16.7
+        // forwards the best response), else one of ours.
+        let best_is_487 = call.best.as_ref().and_then(Message::status_code) == Some(487);
+        let status = status.or_else(|| (call.cancelled && !best_is_487).then_some(487));
         let code = match status {
             Some(code) => {
                 let tag = self.tag();
