@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub digest_sha256_first: bool,
     /// Ring timeout, Timer C and the longest call.
     pub proxy: crate::proxy::ProxyConfig,
+    /// The media relay; `None` passes SDP through untouched.
+    pub media: Option<MediaSettings>,
     /// On SIGTERM/SIGINT, how long to wait for transactions in flight.
     pub shutdown_grace: Duration,
 }
@@ -66,7 +68,33 @@ impl Default for ServerConfig {
             nonce_lifetime: Duration::from_secs(300),
             digest_sha256_first: false,
             proxy: crate::proxy::ProxyConfig::default(),
+            media: Some(MediaSettings::default()),
             shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Media anchoring settings.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    /// The address put into rewritten SDP and bound by the relay; `None`: the SIP listen address,
+    /// or the address this host reaches the outside with when that is a wildcard.
+    pub address: Option<std::net::IpAddr>,
+    /// The relay's port range, both ends inclusive.
+    pub ports: (u16, u16),
+    /// A call whose media stopped for this long is ended with BYE both ways.
+    pub timeout: Duration,
+    /// Allowed codecs, in the server's order of preference.
+    pub codecs: Vec<String>,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            address: None,
+            ports: (10_000, 20_000),
+            timeout: Duration::from_secs(60),
+            codecs: sdp::CodecPolicy::default().allowed,
         }
     }
 }

@@ -242,6 +242,13 @@ impl Dispatcher {
         self.proxy.as_mut().is_some_and(|p| p.hang_up(now, txn, call_id, why))
     }
 
+    /// Ends the calls whose media stopped.
+    pub fn check_media(&mut self, now: std::time::Instant, txn: &mut TransactionLayer) {
+        if let Some(proxy) = self.proxy.as_mut() {
+            proxy.check_media(now, txn);
+        }
+    }
+
     /// The proxy's timers (ring timeout, Timer C, call length).
     pub fn on_timeout(&mut self, now: std::time::Instant, txn: &mut TransactionLayer) {
         if let Some(proxy) = self.proxy.as_mut() {

@@ -87,6 +87,12 @@ impl Engine {
         found
     }
 
+    /// Ends the calls whose media stopped.
+    pub fn check_media(&mut self, now: Instant, out: &mut Vec<Transmit>) {
+        self.dispatcher.check_media(now, &mut self.txn);
+        self.drain(now, out);
+    }
+
     /// Records of calls that ended, for the record writer.
     pub fn take_records(&mut self) -> Vec<store::CallRecord> {
         self.dispatcher.take_records()

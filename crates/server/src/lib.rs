@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use config::ServerConfig;
+pub use config::{MediaSettings, ServerConfig};
 use transport::{Shared, stream, tls, udp};
 
 /// Where the server ended up listening (ports chosen by the OS when 0 was asked for).
@@ -150,6 +150,27 @@ pub async fn run(
             salt,
         )
     });
+    let mut relay_handle = None;
+    let proxy = match (proxy, &config.media) {
+        (Some(p), Some(m)) => {
+            let local = local_addrs(&listening, &config.domain);
+            let address = m
+                .address
+                .or(local.udp.map(|a| a.ip()))
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+            let relay = media::MediaRelay::start(media::MediaConfig {
+                address,
+                ports: m.ports,
+                media_timeout: m.timeout,
+                threads: 0,
+            })?;
+            tracing::info!(%address, ports = ?m.ports, streams = relay.pool_size(), "media relay");
+            relay_handle = Some(relay.clone());
+            let policy = sdp::CodecPolicy::new(m.codecs.clone());
+            Some(p.with_media(Box::new(proxy::media::RelayControl::new(relay)), policy))
+        }
+        (p, _) => p,
+    };
     let (committed_tx, committed_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Shared::new(config, udp_sockets, registrar, committer, committed_tx, proxy, records);
     let mut tasks = Vec::new();
@@ -177,6 +198,9 @@ pub async fn run(
     if let Some(store) = sweeper_store {
         tasks.push(tokio::spawn(sweep_registrations(shared.clone(), store)));
     }
+    if relay_handle.is_some() {
+        tasks.push(tokio::spawn(watch_media(shared.clone())));
+    }
     on_ready(&listening);
 
     shutdown.await;
@@ -194,6 +218,9 @@ pub async fn run(
     shared.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in udp_threads {
         let _ = t.join();
+    }
+    if let Some(relay) = relay_handle {
+        relay.shutdown();
     }
     Ok(())
 }
@@ -223,6 +250,14 @@ fn local_addrs(listening: &Listening, domain: &str) -> proxy::LocalAddrs {
         tcp: listening.tcp.first().map(concrete),
         tls: listening.tls.first().map(concrete),
         domain: domain.to_ascii_lowercase(),
+    }
+}
+
+/// Every second: calls whose media stopped are ended (BYE both ways).
+async fn watch_media(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        shared.with_engine(|e, now, out| e.check_media(now, out));
     }
 }
 

@@ -75,6 +75,23 @@ pub struct CallRecord {
     pub hangup: Option<String>,
     /// The contact that answered.
     pub answered_by: Option<String>,
+    /// What the relay saw of each phone's media (zero when the call had no anchored media).
+    pub caller_media: LegMedia,
+    pub callee_media: LegMedia,
+}
+
+/// One phone's media in a call, as the relay saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LegMedia {
+    /// The codec its last SDP put first (of the first audio stream).
+    pub codec: Option<String>,
+    /// RTP packets and bytes it sent to the relay.
+    pub packets: u64,
+    pub bytes: u64,
+    /// What it reported in RTCP about the media it received: fraction lost (per mille) and
+    /// interarrival jitter (µs).
+    pub loss_permille: Option<u32>,
+    pub jitter_us: Option<u32>,
 }
 
 impl CallRecord {

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::location::{BatchWriter, Binding, LocationStore};
-use crate::records::{CallRecord, Disposition, RecordStore};
+use crate::records::{CallRecord, Disposition, LegMedia, RecordStore};
 use crate::subscribers::{StoreError, Subscriber, SubscriberStore};
 
 /// Schema versions, applied in order; each runs once, inside a transaction.
@@ -66,6 +65,30 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         "ALTER TABLE bindings ADD COLUMN behind_nat INTEGER NOT NULL DEFAULT 0;",
     ),
+    (
+        5,
+        "ALTER TABLE call_records ADD COLUMN caller_codec TEXT;
+         ALTER TABLE call_records ADD COLUMN caller_packets INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE call_records ADD COLUMN caller_bytes INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE call_records ADD COLUMN caller_loss_permille INTEGER;
+         ALTER TABLE call_records ADD COLUMN caller_jitter_us INTEGER;
+         ALTER TABLE call_records ADD COLUMN callee_codec TEXT;
+         ALTER TABLE call_records ADD COLUMN callee_packets INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE call_records ADD COLUMN callee_bytes INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE call_records ADD COLUMN callee_loss_permille INTEGER;
+         ALTER TABLE call_records ADD COLUMN callee_jitter_us INTEGER;",
+    ),
+    (
+        6,
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+         INSERT INTO counters VALUES ('subscribers', 0);
+         CREATE TRIGGER subscribers_added AFTER INSERT ON subscribers
+             BEGIN UPDATE counters SET value = value + 1 WHERE name = 'subscribers'; END;
+         CREATE TRIGGER subscribers_changed AFTER UPDATE ON subscribers
+             BEGIN UPDATE counters SET value = value + 1 WHERE name = 'subscribers'; END;
+         CREATE TRIGGER subscribers_removed AFTER DELETE ON subscribers
+             BEGIN UPDATE counters SET value = value + 1 WHERE name = 'subscribers'; END;",
+    ),
 ];
 
 impl SqliteStore {
@@ -76,9 +99,6 @@ impl SqliteStore {
 pub struct SqliteStore {
     /// One connection, used by one thread at a time.
     conn: Mutex<Connection>,
-    /// Subscriber writes made through this connection (`PRAGMA data_version` counts only the
-    /// commits of other connections).
-    own_writes: AtomicU64,
     path: PathBuf,
 }
 
@@ -109,7 +129,6 @@ impl SqliteStore {
         let conn = connect(path)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
-            own_writes: AtomicU64::new(0),
             path: path.to_owned(),
         };
         store.migrate()?;
@@ -177,7 +196,6 @@ fn row_to_subscriber(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscriber> {
 
 impl SubscriberStore for SqliteStore {
     fn add(&self, s: &Subscriber) -> Result<(), StoreError> {
-        self.own_writes.fetch_add(1, Ordering::Relaxed);
         self.with(|c| {
             let t = now();
             let n = c
@@ -192,7 +210,6 @@ impl SubscriberStore for SqliteStore {
     }
 
     fn update(&self, s: &Subscriber) -> Result<(), StoreError> {
-        self.own_writes.fetch_add(1, Ordering::Relaxed);
         self.with(|c| {
             let n = c
                 .execute(
@@ -205,7 +222,6 @@ impl SubscriberStore for SqliteStore {
     }
 
     fn remove(&self, user: &str, domain: &str) -> Result<(), StoreError> {
-        self.own_writes.fetch_add(1, Ordering::Relaxed);
         self.with(|c| {
             let n = c
                 .execute(
@@ -229,15 +245,16 @@ impl SubscriberStore for SqliteStore {
         })
     }
 
+    /// A counter the schema's triggers bump on every change to `subscribers`, by any process;
+    /// registrations and call records written meanwhile do not move it.
     fn generation(&self) -> Result<u64, StoreError> {
-        let others: u64 = self.with(|c| {
-            c.prepare_cached("PRAGMA data_version")
+        self.with(|c| {
+            c.prepare_cached("SELECT value FROM counters WHERE name = 'subscribers'")
                 .map_err(backend)?
                 .query_row([], |r| r.get::<_, i64>(0))
                 .map(|v| v as u64)
                 .map_err(backend)
-        })?;
-        Ok(others.wrapping_shl(32) ^ self.own_writes.load(Ordering::Relaxed))
+        })
     }
 
     fn list(&self, domain: Option<&str>) -> Result<Vec<Subscriber>, StoreError> {
@@ -357,8 +374,11 @@ impl RecordStore for SqliteStore {
                 let mut insert = tx
                     .prepare_cached(
                         "INSERT INTO call_records (call_id, caller, callee, started_ms, answered_ms, ended_ms,
-                             duration_s, disposition, status, hangup, answered_by)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                             duration_s, disposition, status, hangup, answered_by,
+                             caller_codec, caller_packets, caller_bytes, caller_loss_permille, caller_jitter_us,
+                             callee_codec, callee_packets, callee_bytes, callee_loss_permille, callee_jitter_us)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
+                                 ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
                     )
                     .map_err(backend)?;
                 for r in records {
@@ -374,7 +394,17 @@ impl RecordStore for SqliteStore {
                             r.disposition.as_str(),
                             r.status,
                             r.hangup,
-                            r.answered_by
+                            r.answered_by,
+                            r.caller_media.codec,
+                            r.caller_media.packets as i64,
+                            r.caller_media.bytes as i64,
+                            r.caller_media.loss_permille,
+                            r.caller_media.jitter_us,
+                            r.callee_media.codec,
+                            r.callee_media.packets as i64,
+                            r.callee_media.bytes as i64,
+                            r.callee_media.loss_permille,
+                            r.callee_media.jitter_us
                         ])
                         .map_err(backend)?;
                 }
@@ -388,7 +418,9 @@ impl RecordStore for SqliteStore {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT call_id, caller, callee, started_ms, answered_ms, ended_ms, disposition, status,
-                            hangup, answered_by
+                            hangup, answered_by,
+                            caller_codec, caller_packets, caller_bytes, caller_loss_permille, caller_jitter_us,
+                            callee_codec, callee_packets, callee_bytes, callee_loss_permille, callee_jitter_us
                      FROM call_records WHERE ended_ms >= ?1 AND ended_ms < ?2 ORDER BY ended_ms, id LIMIT ?3",
                 )
                 .map_err(backend)?;
@@ -412,6 +444,20 @@ impl RecordStore for SqliteStore {
                             status: r.get(7)?,
                             hangup: r.get(8)?,
                             answered_by: r.get(9)?,
+                            caller_media: LegMedia {
+                                codec: r.get(10)?,
+                                packets: r.get::<_, i64>(11)? as u64,
+                                bytes: r.get::<_, i64>(12)? as u64,
+                                loss_permille: r.get(13)?,
+                                jitter_us: r.get(14)?,
+                            },
+                            callee_media: LegMedia {
+                                codec: r.get(15)?,
+                                packets: r.get::<_, i64>(16)? as u64,
+                                bytes: r.get::<_, i64>(17)? as u64,
+                                loss_permille: r.get(18)?,
+                                jitter_us: r.get(19)?,
+                            },
                         })
                     },
                 )

@@ -104,3 +104,76 @@ fn no_password_in_the_file() {
         );
     }
 }
+
+#[test]
+fn call_records_round_trip_in_time_order() {
+    use store::{CallRecord, Disposition, LegMedia, RecordStore, RecordWriter};
+    let dir = Dir::new("records");
+    let store = SqliteStore::open_in(&dir.0).expect("store");
+    let record = |id: &str, ended: u64, disposition| CallRecord {
+        call_id: id.into(),
+        caller: "1000".into(),
+        callee: "1001".into(),
+        started_ms: ended - 5_000,
+        answered_ms: (disposition == Disposition::Answered).then_some(ended - 4_000),
+        ended_ms: ended,
+        disposition,
+        status: if disposition == Disposition::Answered { 200 } else { 486 },
+        hangup: (disposition == Disposition::Answered).then(|| "callee".into()),
+        answered_by: None,
+        caller_media: LegMedia {
+            codec: Some("PCMU".into()),
+            packets: 200,
+            bytes: 34_400,
+            loss_permille: Some(3),
+            jitter_us: Some(1_250),
+        },
+        callee_media: LegMedia::default(),
+    };
+    let writer = RecordWriter::start(SqliteStore::open_in(&dir.0).expect("second handle"));
+    writer.submit(record("b", 2_000_000, Disposition::Busy));
+    writer.submit(record("a", 1_000_000, Disposition::Answered));
+    writer.stop();
+    let all = store.list_records(0, u64::MAX, 10).expect("list");
+    assert_eq!(all.iter().map(|r| r.call_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(all[0], record("a", 1_000_000, Disposition::Answered));
+    assert_eq!(all[0].duration_secs(), 4);
+    assert_eq!(store.list_records(1_500_000, u64::MAX, 10).expect("since").len(), 1);
+    assert_eq!(store.list_records(0, u64::MAX, 1).expect("limit").len(), 1);
+}
+
+#[test]
+fn the_subscriber_generation_moves_only_with_subscribers() {
+    use store::{Binding, LocationStore};
+    let dir = Dir::new("generation");
+    let store = SqliteStore::open_in(&dir.0).expect("store");
+    let cli = SqliteStore::open_in(&dir.0).expect("a second process's handle");
+    let g0 = store.generation().expect("generation");
+    cli.add(&Subscriber::new("1000", "example.com", "pw").expect("valid"))
+        .expect("add");
+    let g1 = store.generation().expect("generation");
+    assert_ne!(g0, g1, "an add elsewhere is seen");
+    let binding = Binding {
+        aor: "1000@example.com".into(),
+        contact: "sip:1000@192.0.2.1".into(),
+        expires_at: u64::MAX / 2,
+        q: 1000,
+        call_id: "c".into(),
+        cseq: 1,
+        source: "udp:192.0.2.1:5060".into(),
+        conn: 0,
+        user_agent: None,
+        behind_nat: false,
+    };
+    cli.replace("1000@example.com", &[binding]).expect("binding");
+    assert_eq!(
+        store.generation().expect("generation"),
+        g1,
+        "registrations do not count"
+    );
+    cli.update(&Subscriber::new("1000", "example.com", "pw2").expect("valid"))
+        .expect("passwd");
+    let g2 = store.generation().expect("generation");
+    cli.remove("1000", "example.com").expect("remove");
+    assert!(g2 != g1 && store.generation().expect("generation") != g2);
+}

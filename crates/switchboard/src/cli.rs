@@ -68,6 +68,20 @@ pub struct ServeArgs {
     /// Relay port range LO-HI.
     #[arg(long, value_name = "LO-HI", default_value = "10000-20000", value_parser = parse_port_range)]
     pub rtp_ports: (u16, u16),
+    /// A call whose media stopped for this many seconds is ended (BYE both ways).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub media_timeout: u64,
+    /// Allowed codecs, comma-separated, in the server's order of preference.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "opus,G722,PCMU,PCMA,telephone-event"
+    )]
+    pub codecs: Vec<String>,
+    /// Do not anchor media: SDP passes through untouched and RTP flows phone to phone.
+    #[arg(long)]
+    pub no_media: bool,
     /// Where registrations live (default: sqlite in --data-dir; redis://...).
     #[arg(long, value_name = "URL")]
     pub store_locations: Option<String>,

@@ -63,11 +63,15 @@ fn main() -> ExitCode {
                         timer_c: Duration::from_secs(args.timer_c),
                         ..server::proxy::ProxyConfig::default()
                     },
+                    media: (!args.no_media).then(|| server::MediaSettings {
+                        address: args.media_address,
+                        ports: args.rtp_ports,
+                        timeout: Duration::from_secs(args.media_timeout),
+                        codecs: args.codecs.clone(),
+                    }),
                     ..server::ServerConfig::default()
                 },
                 http_listen: args.http_listen,
-                media_address: args.media_address,
-                rtp_ports: args.rtp_ports,
             })
         }
         Command::User(cmd) => users::run(cmd),

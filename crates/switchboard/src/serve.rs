@@ -12,10 +12,8 @@ use server::ServerConfig;
 pub struct ServeOptions {
     /// The SIP side.
     pub server: ServerConfig,
-    /// Accepted for the interface; served by later issues (admin API #8, media #7).
+    /// Accepted for the interface; served by the admin API issue (#8).
     pub http_listen: SocketAddr,
-    pub media_address: Option<std::net::IpAddr>,
-    pub rtp_ports: (u16, u16),
 }
 
 /// The machine's host name, the default SIP domain.
@@ -31,9 +29,7 @@ pub fn run(opts: ServeOptions) -> ExitCode {
     init_logging();
     tracing::info!(
         http = %opts.http_listen,
-        rtp_ports = ?opts.rtp_ports,
-        media = ?opts.media_address,
-        "admin API (issue #8) and media relay (#7) are not implemented yet: these settings are accepted and unused"
+        "the admin API (issue #8) is not implemented yet: --http-listen is accepted and unused"
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

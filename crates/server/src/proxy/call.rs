@@ -63,6 +63,10 @@ pub struct Call {
     /// caller's From and Contact, and, once answered, the To (with the callee's tag) and
     /// Contact of the 2xx.
     pub dialog: Dialog,
+    /// The relay streams of the call and the codecs chosen.
+    pub media: super::media::CallMedia,
+    /// The INVITE carried an offer (otherwise the 2xx carries it and the ACK the answer).
+    pub invite_had_sdp: bool,
 }
 
 /// What it takes to send a BYE to each side of a dialog (RFC 3261 §12.2.1.1).

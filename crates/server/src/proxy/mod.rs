@@ -21,6 +21,7 @@
 //! transaction layer.
 
 mod call;
+pub mod media;
 pub mod route;
 
 use std::cmp::Reverse;
@@ -67,9 +68,12 @@ enum TimerKind {
 
 /// A request forwarded statefully outside a call's INVITE (BYE, re-INVITE, MESSAGE, ...): its
 /// responses go back to `server_tx`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Relay {
     server_tx: TxId,
+    /// For a request inside a call: the call, and the side that answers it (for SDP in its
+    /// responses), and whether the request carried an offer.
+    dialog: Option<(String, media::Leg, bool)>,
 }
 
 pub struct Proxy {
@@ -87,6 +91,9 @@ pub struct Proxy {
     branch_seq: u64,
     /// Wall clock at an instant, for the times in call records.
     wall_anchor: (Instant, u64),
+    /// The media relay, when media is anchored.
+    media: Option<Box<dyn media::MediaControl>>,
+    policy: sdp::CodecPolicy,
 }
 
 /// The user part of a SIP URI's user, lower-case host.
@@ -110,6 +117,103 @@ impl Proxy {
             branch_salt: salt,
             branch_seq: 0,
             wall_anchor: (now, wall_ms),
+            media: None,
+            policy: sdp::CodecPolicy::default(),
+        }
+    }
+
+    /// Anchors the media of every call in `relay`, with offers filtered by `policy`.
+    pub fn with_media(mut self, relay: Box<dyn media::MediaControl>, policy: sdp::CodecPolicy) -> Self {
+        self.media = Some(relay);
+        self.policy = policy;
+        self
+    }
+
+    /// Rewrites the SDP body of `msg` (sent by side `from`) through the relay. `Ok(())` when
+    /// there is nothing to do.
+    #[allow(clippy::too_many_arguments)]
+    fn anchor_body(
+        ctl: &mut Option<Box<dyn media::MediaControl>>,
+        policy: &sdp::CodecPolicy,
+        domain: &str,
+        call_id: &str,
+        call_media: &mut media::CallMedia,
+        msg: &mut Message,
+        from: media::Leg,
+        offer: bool,
+    ) -> Result<(), media::MediaFailure> {
+        let Some(ctl) = ctl.as_deref_mut() else {
+            return Ok(());
+        };
+        if !media::has_sdp(msg) {
+            return Ok(());
+        }
+        let body = media::anchor(ctl, policy, call_id, call_media, msg.body(), from, offer, domain)?;
+        let content_type = msg.content_type().unwrap_or("application/sdp").to_owned();
+        msg.set_body(bytes::Bytes::from(body), Some(&content_type));
+        Ok(())
+    }
+
+    /// The answer to a request whose SDP could not be anchored.
+    fn media_refusal(req: &Message, failure: &media::MediaFailure, tag: &str) -> Message {
+        match failure {
+            media::MediaFailure::BadSdp(why) => {
+                Message::response_to(req, 400, Some(&format!("Bad SDP: {why}")), Some(tag))
+            }
+            media::MediaFailure::NoCodec(warning) => {
+                let mut resp = Message::response_to(req, 488, None, Some(tag));
+                resp.push_header(HeaderName::Warning, warning);
+                resp
+            }
+            media::MediaFailure::NoPorts => {
+                let mut resp = Message::response_to(req, 503, Some("Service Unavailable (no media ports)"), Some(tag));
+                resp.push_header(HeaderName::RetryAfter, "5");
+                resp
+            }
+        }
+    }
+
+    /// Media counters of a call, per phone, for its record; the relay's streams are released.
+    fn media_of(&mut self, call_id: &str, call_media: &media::CallMedia) -> (store::LegMedia, store::LegMedia) {
+        let mut legs = (store::LegMedia::default(), store::LegMedia::default());
+        legs.0.codec = call_media.codecs[0].clone();
+        legs.1.codec = call_media.codecs[1].clone();
+        let Some(ctl) = self.media.as_deref_mut() else {
+            return legs;
+        };
+        for (i, (handle, _)) in call_media.streams.iter().flatten().enumerate() {
+            let Some(stats) = ctl.stats(*handle) else {
+                continue;
+            };
+            for (leg, s) in [(&mut legs.0, &stats.a), (&mut legs.1, &stats.b)] {
+                leg.packets += s.rtp_packets;
+                leg.bytes += s.rtp_bytes;
+                if i == 0
+                    && let Some(r) = &s.report
+                {
+                    leg.loss_permille = Some(u32::from(r.fraction_lost) * 1000 / 256);
+                    let clock = if leg.codec.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("opus")) {
+                        48_000
+                    } else {
+                        8_000
+                    };
+                    leg.jitter_us = Some((f64::from(r.jitter) * 1_000_000.0 / f64::from(clock)) as u32);
+                }
+            }
+        }
+        ctl.release_call(call_id);
+        legs
+    }
+
+    /// Calls whose media stopped are ended with BYE to both sides.
+    pub fn check_media(&mut self, now: Instant, txn: &mut TransactionLayer) {
+        let silent = self.media.as_deref_mut().map(|m| m.timed_out()).unwrap_or_default();
+        for call_id in silent {
+            if !self.hang_up(now, txn, &call_id, "media-timeout")
+                && let Some(ctl) = self.media.as_deref_mut()
+            {
+                ctl.release_call(&call_id);
+            }
         }
     }
 
@@ -209,6 +313,8 @@ impl Proxy {
             status,
             hangup: None,
             answered_by: None,
+            caller_media: store::LegMedia::default(),
+            callee_media: store::LegMedia::default(),
         });
     }
 
@@ -343,7 +449,8 @@ impl Proxy {
         }
     }
 
-    /// Forwards a request statefully on its own; its responses go back on `tx`.
+    /// Forwards a request statefully on its own; its responses go back on `tx`. Returns the
+    /// client transaction.
     #[allow(clippy::too_many_arguments)]
     fn relay(
         &mut self,
@@ -355,20 +462,26 @@ impl Proxy {
         from: &Peer,
         to: Peer,
         record_route: bool,
-    ) -> bool {
+    ) -> Option<TxId> {
         let Some(fwd) = self.forward(req, target, from, &to, record_route) else {
             self.reply(now, txn, tx, req, 503, Some("No local address for that transport"));
-            return false;
+            return None;
         };
         match txn.send_request(now, fwd, to) {
             Ok(client) => {
-                self.relays.insert(client, Relay { server_tx: tx });
-                true
+                self.relays.insert(
+                    client,
+                    Relay {
+                        server_tx: tx,
+                        dialog: None,
+                    },
+                );
+                Some(client)
             }
             Err(e) => {
                 debug!(error = %e, "could not forward");
                 self.reply(now, txn, tx, req, 500, None);
-                false
+                None
             }
         }
     }
@@ -389,6 +502,29 @@ impl Proxy {
         if self.calls.contains_key(&call_id) {
             // The same call again without a To tag: a loop through this proxy or a merged request.
             self.reply(now, txn, tx, &req, 482, None);
+            return;
+        }
+        let mut req = req;
+        let mut call_media = media::CallMedia::default();
+        let invite_had_sdp = media::has_sdp(&req);
+        if let Err(failure) = Self::anchor_body(
+            &mut self.media,
+            &self.policy,
+            &self.local.domain,
+            &call_id,
+            &mut call_media,
+            &mut req,
+            media::Leg::A,
+            true,
+        ) {
+            if let Some(ctl) = self.media.as_deref_mut() {
+                ctl.release_call(&call_id);
+            }
+            let tag = self.tag();
+            let resp = Self::media_refusal(&req, &failure, &tag);
+            let code = resp.status_code().unwrap_or(488);
+            self.record_refused(now, &req, &caller, &callee, code);
+            let _ = txn.respond(now, tx, resp);
             return;
         }
         let _ = txn.respond(now, tx, Message::response_to(&req, 100, None, None));
@@ -415,6 +551,9 @@ impl Proxy {
             }
         }
         if branches.is_empty() {
+            if let Some(ctl) = self.media.as_deref_mut() {
+                ctl.release_call(&call_id);
+            }
             self.record_refused(now, &req, &caller, &callee, 480);
             self.reply(now, txn, tx, &req, 480, None);
             return;
@@ -449,6 +588,8 @@ impl Proxy {
                 caller_cseq: req.cseq().map(|c| c.seq).unwrap_or(1),
                 ..call::Dialog::default()
             },
+            media: call_media,
+            invite_had_sdp,
         };
         self.arm(call.ring_deadline, TimerKind::Ring, &call_id);
         self.arm(call.timer_c, TimerKind::TimerC, &call_id);
@@ -554,6 +695,7 @@ impl Proxy {
             },
         };
         let t = self.wall_ms(now);
+        let (caller_media, callee_media) = self.media_of(call_id, &call.media);
         self.records.push(CallRecord {
             call_id: call.call_id,
             caller: call.caller,
@@ -565,6 +707,8 @@ impl Proxy {
             status: code,
             hangup: None,
             answered_by: None,
+            caller_media,
+            callee_media,
         });
     }
 
@@ -576,6 +720,7 @@ impl Proxy {
         self.serials.remove(call_id);
         self.by_server_tx.remove(&call.server_tx);
         let ended = self.wall_ms(now);
+        let (caller_media, callee_media) = self.media_of(call_id, &call.media);
         self.records.push(CallRecord {
             call_id: call.call_id,
             caller: call.caller,
@@ -587,18 +732,39 @@ impl Proxy {
             status: 200,
             hangup: Some(hangup.to_owned()),
             answered_by: call.answered_by,
+            caller_media,
+            callee_media,
         });
     }
 
     /// A response on one of the proxy's client transactions; false when it is not the proxy's.
-    pub fn on_response(&mut self, now: Instant, txn: &mut TransactionLayer, tx: TxId, resp: Message) -> bool {
+    pub fn on_response(&mut self, now: Instant, txn: &mut TransactionLayer, tx: TxId, mut resp: Message) -> bool {
         let code = resp.status_code().unwrap_or(500);
-        if let Some(relay) = self.relays.get(&tx).copied() {
+        if let Some(relay) = self.relays.get(&tx).cloned() {
             if code >= 200 {
                 self.relays.remove(&tx);
             }
             if code > 100 {
                 let mut resp = resp;
+                if let Some((call_id, answerer, request_had_offer)) = &relay.dialog
+                    && code < 300
+                    && let Some(call) = self.calls.get_mut(call_id)
+                    && let Err(e) = Self::anchor_body(
+                        &mut self.media,
+                        &self.policy,
+                        &self.local.domain,
+                        call_id,
+                        &mut call.media,
+                        &mut resp,
+                        *answerer,
+                        !request_had_offer,
+                    )
+                {
+                    debug!(
+                        ?e,
+                        "SDP in an in-dialog response could not be anchored; forwarded as is"
+                    );
+                }
                 resp.remove_first_value(HeaderName::Via);
                 if let Err(e) = txn.respond(now, relay.server_tx, resp) {
                     debug!(error = %e, "could not relay a response");
@@ -614,6 +780,23 @@ impl Proxy {
             debug!(code, "response for a call that has ended");
             return true;
         };
+        if (101..300).contains(&code) {
+            let offer = !call.invite_had_sdp && code >= 200;
+            let mut rewritten = resp;
+            if let Err(e) = Self::anchor_body(
+                &mut self.media,
+                &self.policy,
+                &self.local.domain,
+                &call_id,
+                &mut call.media,
+                &mut rewritten,
+                media::Leg::B,
+                offer,
+            ) {
+                debug!(?e, "SDP from the callee could not be anchored; forwarded as is");
+            }
+            resp = rewritten;
+        }
         let Some(branch) = call.branch_of(tx) else {
             return true;
         };
@@ -778,10 +961,37 @@ impl Proxy {
             };
             *seen = (*seen).max(cseq.seq);
         }
-        if self.relay(now, txn, tx, &req, None, &from, to, false)
-            && let Some(side) = hangup
+        let sender = if from_caller { media::Leg::A } else { media::Leg::B };
+        let answerer = if from_caller { media::Leg::B } else { media::Leg::A };
+        // SDP in a PRACK answers an offer in a reliable provisional response (RFC 3262);
+        // elsewhere in a request it is an offer.
+        let is_offer = req.method() != Some(&Method::Prack);
+        let had_offer = media::has_sdp(&req) && is_offer;
+        if media::has_sdp(&req)
+            && let Some(call) = self.calls.get_mut(&call_id)
+            && let Err(failure) = Self::anchor_body(
+                &mut self.media,
+                &self.policy,
+                &self.local.domain,
+                &call_id,
+                &mut call.media,
+                &mut req,
+                sender,
+                is_offer,
+            )
         {
-            self.finish_answered(now, &call_id, side);
+            let tag = self.tag();
+            let resp = Self::media_refusal(&req, &failure, &tag);
+            let _ = txn.respond(now, tx, resp);
+            return;
+        }
+        if let Some(client) = self.relay(now, txn, tx, &req, None, &from, to, false) {
+            if let Some(relay) = self.relays.get_mut(&client) {
+                relay.dialog = Some((call_id.clone(), answerer, had_offer));
+            }
+            if let Some(side) = hangup {
+                self.finish_answered(now, &call_id, side);
+            }
         }
     }
 
@@ -852,6 +1062,28 @@ impl Proxy {
         let Some(to) = self.in_dialog_target(&mut req, call) else {
             return;
         };
+        if media::has_sdp(&req)
+            && let Some(call) = self.calls.get_mut(&call_id)
+        {
+            let from_caller = req
+                .from_header()
+                .ok()
+                .and_then(|f| f.tag().map(|t| t == call.caller_tag))
+                .unwrap_or(false);
+            let side = if from_caller { media::Leg::A } else { media::Leg::B };
+            if let Err(e) = Self::anchor_body(
+                &mut self.media,
+                &self.policy,
+                &self.local.domain,
+                &call_id,
+                &mut call.media,
+                &mut req,
+                side,
+                false,
+            ) {
+                debug!(?e, "SDP in an ACK could not be anchored; forwarded as is");
+            }
+        }
         let Some(fwd) = self.forward(&req, None, &from, &to, false) else {
             return;
         };
