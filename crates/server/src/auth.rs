@@ -37,7 +37,9 @@ pub enum AuthOutcome {
 }
 
 pub struct DigestAuth {
-    secret: [u8; 32],
+    /// HMAC-SHA-256 keyed with the server secret, cloned for each use (keying costs two
+    /// compressions; a clone is a copy).
+    keyed: Option<HmacSha256>,
     /// How long a nonce is good for, in seconds.
     lifetime: u64,
     /// Highest `nc` seen per nonce, with the nonce's issue time for expiry.
@@ -49,7 +51,13 @@ pub struct DigestAuth {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    s
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -65,7 +73,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 impl DigestAuth {
     pub fn new(secret: [u8; 32], lifetime_secs: u64) -> Self {
         DigestAuth {
-            secret,
+            keyed: HmacSha256::new_from_slice(&secret).ok(),
             lifetime: lifetime_secs,
             nc_seen: HashMap::new(),
             counter: 0,
@@ -94,7 +102,7 @@ impl DigestAuth {
     }
 
     fn mac(&self, head: &[u8], realm: &str) -> Vec<u8> {
-        let Ok(mut m) = HmacSha256::new_from_slice(&self.secret) else {
+        let Some(mut m) = self.keyed.clone() else {
             return Vec::new();
         };
         m.update(head);
@@ -108,7 +116,9 @@ impl DigestAuth {
         let mut head = [0u8; 16];
         head[..8].copy_from_slice(&now.to_be_bytes());
         head[8..].copy_from_slice(&self.counter.to_be_bytes());
-        format!("{}{}", hex(&head), hex(&self.mac(&head, realm)))
+        let mut nonce = hex(&head);
+        nonce.push_str(&hex(&self.mac(&head, realm)));
+        nonce
     }
 
     /// The issue time of a nonce this server made for `realm`, if the HMAC is right.
@@ -124,12 +134,18 @@ impl DigestAuth {
     /// The challenge header values, one per algorithm in `self.order` (most preferred first).
     pub fn challenges(&mut self, realm: &str, now: u64, stale: bool) -> [String; 2] {
         let nonce = self.nonce(realm, now);
-        let stale = if stale { ", stale=true" } else { "" };
         self.order.map(|alg| {
-            format!(
-                "Digest realm=\"{realm}\", nonce=\"{nonce}\", qop=\"auth\", algorithm={}{stale}",
-                alg.as_str()
-            )
+            let mut c = String::with_capacity(96 + realm.len() + nonce.len());
+            c.push_str("Digest realm=\"");
+            c.push_str(realm);
+            c.push_str("\", nonce=\"");
+            c.push_str(&nonce);
+            c.push_str("\", qop=\"auth\", algorithm=");
+            c.push_str(alg.as_str());
+            if stale {
+                c.push_str(", stale=true");
+            }
+            c
         })
     }
 

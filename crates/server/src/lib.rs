@@ -222,6 +222,14 @@ pub async fn run(
     if let Some(relay) = relay_handle {
         relay.shutdown();
     }
+    let st = &shared.stats;
+    let locks = st.engine_locks.load(std::sync::atomic::Ordering::Relaxed).max(1);
+    tracing::info!(
+        locks,
+        wait_ns_avg = st.engine_wait_ns.load(std::sync::atomic::Ordering::Relaxed) / locks,
+        hold_ns_avg = st.engine_hold_ns.load(std::sync::atomic::Ordering::Relaxed) / locks,
+        "engine lock"
+    );
     Ok(())
 }
 

@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// Timer C (RFC 3261 §16.6): a branch silent for this many seconds is cancelled (408).
     #[arg(long, value_name = "SECONDS", default_value_t = 180, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timer_c: u64,
+    /// UDP sockets (each with its own receive thread) per listen address, spread over by the
+    /// kernel per source address and port (SO_REUSEPORT); 0 = one per core.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
+    pub udp_sockets: u64,
     /// Largest SIP message accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
     pub max_message_size: u64,

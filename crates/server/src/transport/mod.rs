@@ -63,6 +63,10 @@ pub struct Stats {
     pub parse_errors: AtomicU64,
     pub dropped_responses: AtomicU64,
     pub send_errors: AtomicU64,
+    /// Engine lock: times taken, nanoseconds waited for it and held.
+    pub engine_locks: AtomicU64,
+    pub engine_wait_ns: AtomicU64,
+    pub engine_hold_ns: AtomicU64,
 }
 
 impl Shared {
@@ -103,10 +107,21 @@ impl Shared {
     /// Runs `f` on the engine, then sends what it produced and re-arms the timer if needed.
     pub fn with_engine(&self, f: impl FnOnce(&mut Engine, Instant, &mut Vec<Transmit>)) {
         let mut out = Vec::new();
+        let asked = Instant::now();
         let (deadline, pending, records) = {
             let mut engine = self.engine.lock();
-            f(&mut engine, Instant::now(), &mut out);
-            (engine.next_deadline(), engine.take_pending(), engine.take_records())
+            let got = Instant::now();
+            f(&mut engine, got, &mut out);
+            let r = (engine.next_deadline(), engine.take_pending(), engine.take_records());
+            let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            self.stats.engine_locks.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .engine_wait_ns
+                .fetch_add(nanos(got - asked), Ordering::Relaxed);
+            self.stats
+                .engine_hold_ns
+                .fetch_add(nanos(got.elapsed()), Ordering::Relaxed);
+            r
         };
         for w in pending {
             self.submit(w);
