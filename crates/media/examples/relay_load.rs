@@ -9,7 +9,9 @@
 //!   cargo run --release -p media --example relay_load -- --calls 1000 --seconds 5 --threads 2
 //!
 //! Flags: --calls N (500), --seconds S (5, at most 10), --threads T (relay threads, 0 = one per
-//! core), --lo/--hi relay port range (20000/29999, below the
+//! core), --gen-tick-us U (0: the generator wakes for every send and every arrival; U > 0: it
+//! wakes every U µs, sends what fell due and reads what arrived, which costs it far less CPU but
+//! adds up to U µs to the measured latency), --lo/--hi relay port range (20000/29999, below the
 //! ephemeral ports the generator's sockets get), --ip (127.0.0.1).
 
 mod common;
@@ -29,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let calls: usize = common::flag("--calls", 500);
     let seconds: f64 = common::flag("--seconds", 5.0f64).min(10.0);
     let threads: usize = common::flag("--threads", 0);
+    let gen_tick_us: u64 = common::flag("--gen-tick-us", 0);
     let ip: IpAddr = common::flag("--ip", IpAddr::from([127, 0, 0, 1]));
     let (lo, hi) = (common::flag("--lo", 20000u16), common::flag("--hi", 29999u16));
 
@@ -59,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t0 = Instant::now();
     let generator = std::thread::Builder::new()
         .name("rtp-gen".into())
-        .spawn(move || play(&legs, seconds))?;
+        .spawn(move || play(&legs, seconds, gen_tick_us * 1000))?;
     let r = generator.join().map_err(|_| "generator panicked")?;
     let wall = t0.elapsed().as_secs_f64();
     let relay_cpu = (common::thread_cpu("media-relay") - relay_cpu0).as_secs_f64();
@@ -80,7 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "calls={calls} seconds={seconds} pps={:.0} sent={} received={} loss_pct={loss:.4} p50_us={} p99_us={} \
          max_us={} late_sends={} stray={} relay_forwarded={forwarded} relay_stolen={stolen} relay_send_errors={errors} \
-         relay_cpu_pct={:.1} generator_cpu_pct={:.1} relay_threads={}",
+         relay_cpu_pct={:.1} generator_cpu_pct={:.1} relay_threads={} gen_tick_us={gen_tick_us}",
         r.sent as f64 / seconds,
         r.sent,
         r.received,
@@ -112,7 +115,7 @@ struct Outcome {
     cpu: f64,
 }
 
-fn play(legs: &[(UdpSocket, SocketAddr)], seconds: f64) -> Outcome {
+fn play(legs: &[(UdpSocket, SocketAddr)], seconds: f64, tick: u64) -> Outcome {
     let n = legs.len() as u64;
     // SAFETY: plain system call.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -138,6 +141,7 @@ fn play(legs: &[(UdpSocket, SocketAddr)], seconds: f64) -> Outcome {
     let mut pkt = [0xd5u8; PKT];
     let mut buf = [0u8; 2048];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+    let mut next_tick = 0u64;
     let cpu0 = common::thread_cpu("rtp-gen");
     // SAFETY: plain prctl on this thread: wake within 1 µs of the timeout, not the default 50 µs.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
@@ -167,8 +171,13 @@ fn play(legs: &[(UdpSocket, SocketAddr)], seconds: f64) -> Outcome {
         }
         let wake = if t < end { due(next) } else { drain };
         // Sleeps precisely until the next send is due (epoll_pwait2 takes nanoseconds), instead of
-        // spinning as rtpblast does, so the generator leaves the relay its share of the cores.
-        let wait = wake.saturating_sub(t);
+        // spinning as rtpblast does, so the generator leaves the relay its share of the cores. With
+        // a tick, it sleeps a whole tick, then sends what fell due and reads what arrived.
+        if tick > 0 {
+            next_tick = (next_tick + tick).max(t);
+            std::thread::sleep(Duration::from_nanos(next_tick.saturating_sub(now())));
+        }
+        let wait = if tick > 0 { 0 } else { wake.saturating_sub(t) };
         let timeout = libc::timespec {
             tv_sec: (wait / 1_000_000_000) as _,
             tv_nsec: (wait % 1_000_000_000) as _,

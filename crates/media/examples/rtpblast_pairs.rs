@@ -8,8 +8,8 @@
 //!   sleep 2; /tmp/rtpblast /tmp/pairs 10
 //!
 //! Flags: --calls N (500), --pairs FILE (/tmp/media-pairs), --seconds S (give up after, 60),
-//! --threads T (0 = one per core), --lo/--hi relay ports (20000/29999), --a-base (50000),
-//! --b-base (52000), --ip (127.0.0.1).
+//! --threads T (0 = one per core), --lo/--hi relay ports (20000/29999), --a-base (10000),
+//! --b-base (14000), --ip (127.0.0.1).
 
 mod common;
 
@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads: usize = common::flag("--threads", 0);
     let ip: IpAddr = common::flag("--ip", IpAddr::from([127, 0, 0, 1]));
     let (lo, hi) = (common::flag("--lo", 20000u16), common::flag("--hi", 29999u16));
-    let (a_base, b_base) = (common::flag("--a-base", 50000u16), common::flag("--b-base", 52000u16));
+    let (a_base, b_base) = (common::flag("--a-base", 10000u16), common::flag("--b-base", 14000u16));
 
     let relay = MediaRelay::start(MediaConfig {
         address: ip,

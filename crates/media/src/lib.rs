@@ -12,7 +12,8 @@
 //! calls it moves 100,000 packets a second, and every microsecond per packet is a tenth of a core.
 //! A fixed set of relay threads each owns an epoll instance; a readable socket is drained with one
 //! `recvmmsg` into preallocated buffers and its packets leave with one `sendto`/`sendmmsg`, with no
-//! heap allocation, no channel and no async runtime between the two (`worker.rs`). Linux only.
+//! heap allocation, no channel and no async runtime between the two; busy threads poll instead of
+//! waking up per packet (`worker.rs`). Linux only.
 //!
 //! Files: `relay.rs` holds the handle the proxy calls (allocation, remotes, release, stats, media
 //! timeout), `stream.rs` the per-stream state and its slab, `pool.rs` the port pool, `latch.rs`
@@ -24,7 +25,7 @@
 //! use media::{Leg, MediaConfig, MediaRelay};
 //! let relay = MediaRelay::start(MediaConfig {
 //!     address: "192.0.2.10".parse()?,
-//!     ports: (30000, 39999),
+//!     ports: (20000, 29999),
 //!     media_timeout: Duration::from_secs(60),
 //!     threads: 0,
 //! })?;
@@ -68,6 +69,9 @@ pub struct MediaConfig {
     /// The address the media ports are bound on (and that the SDP announces).
     pub address: IpAddr,
     /// The port range, both ends inclusive. RTP ports are the even ports `p` with `p + 1` in range.
+    /// Best kept out of the kernel's ephemeral range (`net.ipv4.ip_local_port_range`, by default
+    /// 32768–60999) or reserved (`ip_local_reserved_ports`): a pair some other socket holds is
+    /// skipped, so the pool then holds fewer streams.
     pub ports: (u16, u16),
     /// A call none of whose streams carried a packet for this long is reported by
     /// [`MediaRelay::timed_out`].

@@ -457,3 +457,11 @@ fn shutdown_releases_everything() {
     a.send_to(&rtp(2, b"y"), at(pa)).expect("send");
     assert!(nothing(&b));
 }
+
+#[test]
+fn the_handle_is_shareable_across_threads() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<MediaRelay>();
+    fn plain<T: Send + Sync + Copy + Eq + std::hash::Hash + std::fmt::Display>() {}
+    plain::<StreamId>();
+}

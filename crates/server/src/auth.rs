@@ -46,8 +46,8 @@ pub struct DigestAuth {
     nc_seen: HashMap<String, (u64, u32)>,
     /// Makes every nonce unique.
     counter: u64,
-    /// The order of the challenges.
-    order: [Algorithm; 2],
+    /// The algorithms challenged with, most preferred first.
+    order: Vec<Algorithm>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -77,7 +77,7 @@ impl DigestAuth {
             lifetime: lifetime_secs,
             nc_seen: HashMap::new(),
             counter: 0,
-            order: [Algorithm::Md5, Algorithm::Sha256],
+            order: vec![Algorithm::Md5, Algorithm::Sha256],
         }
     }
 
@@ -86,10 +86,26 @@ impl DigestAuth {
     /// SHA-256 still find it in the second one.
     pub fn prefer_sha256(mut self, yes: bool) -> Self {
         self.order = if yes {
-            [Algorithm::Sha256, Algorithm::Md5]
+            vec![Algorithm::Sha256, Algorithm::Md5]
         } else {
-            [Algorithm::Md5, Algorithm::Sha256]
+            vec![Algorithm::Md5, Algorithm::Sha256]
         };
+        self
+    }
+
+    /// Challenge with exactly these algorithms (MD5 and/or SHA-256), in this order. Some UAs
+    /// give up on a 401/407 that holds any algorithm they do not know, even beside one they do
+    /// (baresip on libre before 3.12 answers "Function not implemented"); offering MD5 alone
+    /// serves them. An empty list keeps the current order.
+    pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        let usable: Vec<Algorithm> = algorithms
+            .iter()
+            .copied()
+            .filter(|a| matches!(a, Algorithm::Md5 | Algorithm::Sha256))
+            .collect();
+        if !usable.is_empty() {
+            self.order = usable;
+        }
         self
     }
 
@@ -132,21 +148,24 @@ impl DigestAuth {
     }
 
     /// The challenge header values, one per algorithm in `self.order` (most preferred first).
-    pub fn challenges(&mut self, realm: &str, now: u64, stale: bool) -> [String; 2] {
+    pub fn challenges(&mut self, realm: &str, now: u64, stale: bool) -> Vec<String> {
         let nonce = self.nonce(realm, now);
-        self.order.map(|alg| {
-            let mut c = String::with_capacity(96 + realm.len() + nonce.len());
-            c.push_str("Digest realm=\"");
-            c.push_str(realm);
-            c.push_str("\", nonce=\"");
-            c.push_str(&nonce);
-            c.push_str("\", qop=\"auth\", algorithm=");
-            c.push_str(alg.as_str());
-            if stale {
-                c.push_str(", stale=true");
-            }
-            c
-        })
+        self.order
+            .iter()
+            .map(|alg| {
+                let mut c = String::with_capacity(96 + realm.len() + nonce.len());
+                c.push_str("Digest realm=\"");
+                c.push_str(realm);
+                c.push_str("\", nonce=\"");
+                c.push_str(&nonce);
+                c.push_str("\", qop=\"auth\", algorithm=");
+                c.push_str(alg.as_str());
+                if stale {
+                    c.push_str(", stale=true");
+                }
+                c
+            })
+            .collect()
     }
 
     /// Checks credentials for a request with this method and Request-URI. `ha1` looks up the
@@ -288,13 +307,19 @@ mod tests {
 
     #[test]
     fn challenges_offer_both_algorithms_with_qop_auth() {
-        let [first, second] = server().challenges(REALM, 1000, false);
+        let [first, second] = <[String; 2]>::try_from(server().challenges(REALM, 1000, false)).expect("two");
         assert!(first.contains("algorithm=MD5") && first.contains("qop=\"auth\""));
         assert!(second.contains("algorithm=SHA-256"));
-        let [first, second] = server().prefer_sha256(true).challenges(REALM, 1000, false);
+        let [first, second] =
+            <[String; 2]>::try_from(server().prefer_sha256(true).challenges(REALM, 1000, false)).expect("two");
         assert!(first.contains("algorithm=SHA-256") && second.contains("algorithm=MD5"));
         assert!(!first.contains("stale"));
         assert!(server().challenges(REALM, 1000, true)[0].ends_with("stale=true"));
+        let md5_only = server()
+            .with_algorithms(&[Algorithm::Md5])
+            .challenges(REALM, 1000, false);
+        assert_eq!(md5_only.len(), 1);
+        assert!(md5_only[0].ends_with("algorithm=MD5"));
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub nonce_lifetime: Duration,
     /// Put the SHA-256 challenge above the MD5 one.
     pub digest_sha256_first: bool,
+    /// Challenge with only these algorithms (empty: MD5 and SHA-256).
+    pub digest_algorithms: Vec<sip::digest::Algorithm>,
     /// Ring timeout, Timer C and the longest call.
     pub proxy: crate::proxy::ProxyConfig,
     /// The media relay; `None` passes SDP through untouched.
@@ -67,6 +69,7 @@ impl Default for ServerConfig {
             registration: crate::registrar::Intervals::default(),
             nonce_lifetime: Duration::from_secs(300),
             digest_sha256_first: false,
+            digest_algorithms: Vec::new(),
             proxy: crate::proxy::ProxyConfig::default(),
             media: Some(MediaSettings::default()),
             shutdown_grace: Duration::from_secs(5),

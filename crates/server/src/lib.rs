@@ -120,7 +120,8 @@ pub async fn run(
                 domain: config.domain.to_ascii_lowercase(),
                 intervals: config.registration,
                 auth: auth::DigestAuth::new(auth::DigestAuth::random_secret()?, config.nonce_lifetime.as_secs())
-                    .prefer_sha256(config.digest_sha256_first),
+                    .prefer_sha256(config.digest_sha256_first)
+                    .with_algorithms(&config.digest_algorithms),
                 location: registrar::Location::from_bindings(bindings),
                 subscribers: store::SubscriberCache::new(store),
             };

@@ -98,6 +98,11 @@ pub struct ServeArgs {
     /// only the first challenge and need MD5 there).
     #[arg(long)]
     pub digest_sha256_first: bool,
+    /// Digest algorithms to challenge with, in order (MD5, SHA-256). Some phones give up on a
+    /// challenge set holding an algorithm they do not know (baresip on Debian 12): `MD5` alone
+    /// serves them.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_digest_algorithm)]
+    pub digest_algorithms: Vec<sip::digest::Algorithm>,
     /// An unanswered call ends with 480 after this many seconds of ringing.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ring_timeout: u64,
@@ -145,6 +150,13 @@ pub enum UserCommand {
 }
 
 /// `LO-HI` with 1024 <= LO < HI.
+fn parse_digest_algorithm(s: &str) -> Result<sip::digest::Algorithm, String> {
+    match sip::digest::Algorithm::parse(s.trim()) {
+        Some(a @ (sip::digest::Algorithm::Md5 | sip::digest::Algorithm::Sha256)) => Ok(a),
+        _ => Err(format!("{s:?}: the server challenges with MD5 or SHA-256")),
+    }
+}
+
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (lo, hi) = s.split_once('-').ok_or("expected LO-HI, e.g. 10000-20000")?;
     let lo: u16 = lo.trim().parse().map_err(|_| format!("bad port {lo:?}"))?;

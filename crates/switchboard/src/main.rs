@@ -58,6 +58,7 @@ fn main() -> ExitCode {
                     max_message_size: args.max_message_size as usize,
                     data_dir: Some(args.store.data_dir.clone()),
                     digest_sha256_first: args.digest_sha256_first,
+                    digest_algorithms: args.digest_algorithms.clone(),
                     udp_sockets_per_address: args.udp_sockets as usize,
                     proxy: server::proxy::ProxyConfig {
                         ring_timeout: Duration::from_secs(args.ring_timeout),
