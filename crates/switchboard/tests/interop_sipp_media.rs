@@ -6,7 +6,10 @@
 //! two echoes never run at once). The test checks that the SDP each side got names the relay
 //! (the media address and a port of the configured range), that each SIPp's echo counter saw
 //! every packet the other played, and that the call record counts the RTP each phone sent.
-//! Without SIPp the test prints SKIP, except in CI (`CI=true`) where it fails.
+//! Without SIPp the test prints SKIP, except in CI (`CI=true`) where it fails. Relay ports:
+//! 7400-7499, apart from the ephemeral ports, the server's default range (10000-20000) that
+//! other tests use, the media crate's tests and benchmarks (20000-39999) and SIPp's media ports
+//! (6000+).
 
 mod support;
 
@@ -23,7 +26,7 @@ const DOMAIN: &str = "test.invalid";
 const ALICE: (&str, &str) = ("alice", "alice-secret");
 const BOB: (&str, &str) = ("bob", "bob-secret");
 /// The relay's port range in this test (inclusive).
-const RTP_PORTS: (u16, u16) = (31000, 31999);
+const RTP_PORTS: (u16, u16) = (7400, 7499);
 /// The file both sides play: raw PCMU, 160 bytes (20 ms) a packet.
 const AUDIO_FILE: &str = "media_pcmu.raw";
 /// Packets in [`AUDIO_FILE`], played once by each side.
