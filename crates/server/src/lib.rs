@@ -229,6 +229,7 @@ pub async fn run(
         locks,
         wait_ns_avg = st.engine_wait_ns.load(std::sync::atomic::Ordering::Relaxed) / locks,
         hold_ns_avg = st.engine_hold_ns.load(std::sync::atomic::Ordering::Relaxed) / locks,
+        hold_ns_max = st.engine_hold_max_ns.load(std::sync::atomic::Ordering::Relaxed),
         "engine lock"
     );
     Ok(())

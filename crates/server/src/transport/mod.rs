@@ -67,6 +67,7 @@ pub struct Stats {
     pub engine_locks: AtomicU64,
     pub engine_wait_ns: AtomicU64,
     pub engine_hold_ns: AtomicU64,
+    pub engine_hold_max_ns: AtomicU64,
 }
 
 impl Shared {
@@ -118,9 +119,9 @@ impl Shared {
             self.stats
                 .engine_wait_ns
                 .fetch_add(nanos(got - asked), Ordering::Relaxed);
-            self.stats
-                .engine_hold_ns
-                .fetch_add(nanos(got.elapsed()), Ordering::Relaxed);
+            let held = nanos(got.elapsed());
+            self.stats.engine_hold_ns.fetch_add(held, Ordering::Relaxed);
+            self.stats.engine_hold_max_ns.fetch_max(held, Ordering::Relaxed);
             r
         };
         for w in pending {
