@@ -17,8 +17,6 @@
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sip::digest::{Algorithm, ha1, ha2, response};
@@ -31,16 +29,6 @@ const ALICE: (&str, &str) = ("alice", "alice-secret");
 const BOB: (&str, &str) = ("bob", "bob-secret");
 /// How long any one message may take to arrive.
 const WAIT: Duration = Duration::from_secs(5);
-
-fn add_user(dir: &Path, user: &str, password: &str) {
-    let out = Command::new(support::bin())
-        .args(["user", "add", user, "--password", password, "--domain", DOMAIN])
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("user add");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// A phone's two sockets: SIP and RTP.
 struct Endpoint {
@@ -225,8 +213,8 @@ impl Rig {
     /// registered at the callee's socket.
     fn start(rtp_ports: &str, extra: &[&str]) -> Rig {
         let dir = TempDir::new("mediapool");
-        add_user(dir.path(), ALICE.0, ALICE.1);
-        add_user(dir.path(), BOB.0, BOB.1);
+        support::add_user(dir.path(), ALICE.0, ALICE.1);
+        support::add_user(dir.path(), BOB.0, BOB.1);
         let mut args = vec!["--rtp-ports", rtp_ports];
         args.extend_from_slice(extra);
         let server = Server::start_in(dir, &args);

@@ -14,16 +14,6 @@ use support::{Server, TempDir, udp_client, udp_transaction};
 
 const DOMAIN: &str = "test.invalid";
 
-fn add_user(dir: &std::path::Path, user: &str, password: &str) {
-    let out = Command::new(support::bin())
-        .args(["user", "add", user, "--password", password, "--domain", DOMAIN])
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("user add");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 struct Phone {
     sock: UdpSocket,
     server: SocketAddr,
@@ -125,8 +115,8 @@ fn contacts_of(m: &Message) -> Vec<(String, u32)> {
 #[test]
 fn register_with_digest_lists_bindings_and_removes_them() {
     let dir = TempDir::new("reg");
-    add_user(dir.path(), "1000", "pw1000");
-    add_user(dir.path(), "1001", "pw1001");
+    support::add_user(dir.path(), "1000", "pw1000");
+    support::add_user(dir.path(), "1001", "pw1001");
     let server = Server::start_in(dir, &[]);
 
     // The challenge offers MD5 first (what SIPp and older phones read), then SHA-256.
@@ -188,7 +178,7 @@ fn register_with_digest_lists_bindings_and_removes_them() {
 #[test]
 fn acknowledged_bindings_survive_kill_9() {
     let dir = TempDir::new("crash");
-    add_user(dir.path(), "1000", "pw1000");
+    support::add_user(dir.path(), "1000", "pw1000");
     let mut server = Server::start_in(dir, &[]);
     let mut phone = Phone::new(server.udp, "1000", "pw1000", Algorithm::Sha256);
     let ok = phone.register(&["<sip:1000@192.0.2.10:5060>".into()], None);
@@ -232,7 +222,7 @@ fn a_running_server_sees_user_changes_without_restart() {
         Some(401),
         "unknown yet"
     );
-    add_user(dir, "2000", "first");
+    support::add_user(dir, "2000", "first");
     assert_eq!(
         phone.register(&["<sip:2000@192.0.2.30>".into()], None).status_code(),
         Some(200),

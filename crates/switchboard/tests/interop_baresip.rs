@@ -38,16 +38,6 @@ const TALK: Duration = Duration::from_secs(3);
 /// Where baresip's own modules live in Debian.
 const MODULE_PATH: &str = "/usr/lib/baresip/modules";
 
-fn add_user(dir: &Path, user: &str, password: &str) {
-    let out = Command::new(support::bin())
-        .args(["user", "add", user, "--password", password, "--domain", DOMAIN])
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("user add");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A mono 16-bit PCM WAV file of a sine at `hz`, `secs` long.
 fn sine_wav(hz: u32, secs: u32) -> Vec<u8> {
     let samples = RATE * secs;
@@ -492,8 +482,8 @@ fn baresip_call_carries_a_tone_both_ways_through_the_relay() {
     }
     let started = Instant::now();
     let dir = TempDir::new("baresip-srv");
-    add_user(dir.path(), ALICE.0, ALICE.1);
-    add_user(dir.path(), BOB.0, BOB.1);
+    support::add_user(dir.path(), ALICE.0, ALICE.1);
+    support::add_user(dir.path(), BOB.0, BOB.1);
     // Debian 12's baresip (libre 1.1.0) abandons a 401 that also offers SHA-256.
     let server = Server::start_in(dir, &["--rtp-ports", "7600-7699", "--digest-algorithms", "MD5"]);
 

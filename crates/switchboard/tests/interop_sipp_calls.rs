@@ -26,21 +26,11 @@ fn scenario_path(scenario: &str) -> String {
     format!("{}/tests/scenarios/{scenario}.xml", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn add_user(dir: &Path, user: &str, password: &str) {
-    let out = Command::new(support::bin())
-        .args(["user", "add", user, "--password", password, "--domain", DOMAIN])
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("user add");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A fresh server that knows alice and bob.
 fn server(extra: &[&str]) -> Server {
     let dir = TempDir::new("sippcall");
-    add_user(dir.path(), ALICE.0, ALICE.1);
-    add_user(dir.path(), BOB.0, BOB.1);
+    support::add_user(dir.path(), ALICE.0, ALICE.1);
+    support::add_user(dir.path(), BOB.0, BOB.1);
     Server::start_in(dir, extra)
 }
 

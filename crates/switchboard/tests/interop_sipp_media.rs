@@ -38,16 +38,6 @@ fn scenario_path(scenario: &str) -> String {
     format!("{}/tests/scenarios/{scenario}.xml", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn add_user(dir: &Path, user: &str, password: &str) {
-    let out = Command::new(support::bin())
-        .args(["user", "add", user, "--password", password, "--domain", DOMAIN])
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("user add");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A loopback UDP port that was free a moment ago, for SIPp's `-p`.
 fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -352,8 +342,8 @@ fn rtp_flows_both_ways_through_the_relay() {
         return;
     }
     let dir = TempDir::new("sippmedia");
-    add_user(dir.path(), ALICE.0, ALICE.1);
-    add_user(dir.path(), BOB.0, BOB.1);
+    support::add_user(dir.path(), ALICE.0, ALICE.1);
+    support::add_user(dir.path(), BOB.0, BOB.1);
     let range = format!("{}-{}", RTP_PORTS.0, RTP_PORTS.1);
     let server = Server::start_in(dir, &["--rtp-ports", &range]);
 

@@ -9,7 +9,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use support::{Server, TempDir, require_tool};
@@ -18,21 +17,11 @@ const DOMAIN: &str = "test.invalid";
 const ALICE: (&str, &str) = ("alice", "alice-secret");
 const BOB: (&str, &str) = ("bob", "bob-secret");
 
-fn add_user(dir: &Path, user: &str, password: &str) {
-    let out = Command::new(support::bin())
-        .args(["user", "add", user, "--password", password, "--domain", DOMAIN])
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("user add");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A fresh server that knows alice and bob.
 fn server() -> Server {
     let dir = TempDir::new("sippreg");
-    add_user(dir.path(), ALICE.0, ALICE.1);
-    add_user(dir.path(), BOB.0, BOB.1);
+    support::add_user(dir.path(), ALICE.0, ALICE.1);
+    support::add_user(dir.path(), BOB.0, BOB.1);
     Server::start_in(dir, &[])
 }
 

@@ -211,3 +211,17 @@ pub fn require_tool(name: &str, probe_arg: &str) -> bool {
     eprintln!("SKIP: {name} not installed; install it to run this test");
     false
 }
+
+/// The domain every end-to-end server serves.
+pub const TEST_DOMAIN: &str = "test.invalid";
+
+/// Adds a subscriber of [`TEST_DOMAIN`] with the CLI, as an operator would.
+pub fn add_user(dir: &Path, user: &str, password: &str) {
+    let out = Command::new(bin())
+        .args(["user", "add", user, "--password", password, "--domain", TEST_DOMAIN])
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("user add");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
