@@ -653,84 +653,66 @@ impl Proxy {
         let Some(call) = self.calls.remove(call_id) else {
             return;
         };
-        self.serials.remove(call_id);
-        self.by_server_tx.remove(&call.server_tx);
         // After a CANCEL the caller gets 487: the callee's own when one came back (§16.7
         // forwards the best response), else one of ours.
         let best_is_487 = call.best.as_ref().and_then(Message::status_code) == Some(487);
         let status = status.or_else(|| (call.cancelled && !best_is_487).then_some(487));
-        let code = match status {
-            Some(code) => {
-                let tag = self.tag();
-                if let Some(req) = txn.request_of(call.server_tx) {
-                    let resp = Message::response_to(req, code, None, Some(&tag));
-                    let _ = txn.respond(now, call.server_tx, resp);
-                }
+        let code = match (status, call.best.clone()) {
+            (Some(code), _) => self.respond_own(now, txn, call.server_tx, code),
+            // §16.7 step 6: a 503 downstream does not mean this proxy is overloaded.
+            (None, Some(best)) if best.status_code() == Some(503) => self.respond_own(now, txn, call.server_tx, 500),
+            (None, Some(best)) => {
+                let code = best.status_code().unwrap_or(500);
+                Self::upstream(now, txn, &call, best);
                 code
             }
-            None => match call.best.clone() {
-                Some(best) => {
-                    let code = best.status_code().unwrap_or(500);
-                    if code == 503 {
-                        // §16.7 step 6: a 503 downstream does not mean this proxy is overloaded.
-                        let tag = self.tag();
-                        if let Some(req) = txn.request_of(call.server_tx) {
-                            let resp = Message::response_to(req, 500, None, Some(&tag));
-                            let _ = txn.respond(now, call.server_tx, resp);
-                        }
-                        500
-                    } else {
-                        Self::upstream(now, txn, &call, best);
-                        code
-                    }
-                }
-                None => {
-                    let tag = self.tag();
-                    if let Some(req) = txn.request_of(call.server_tx) {
-                        let resp = Message::response_to(req, 408, None, Some(&tag));
-                        let _ = txn.respond(now, call.server_tx, resp);
-                    }
-                    408
-                }
-            },
+            (None, None) => self.respond_own(now, txn, call.server_tx, 408),
         };
-        let t = self.wall_ms(now);
-        let (caller_media, callee_media) = self.media_of(call_id, &call.media);
-        self.records.push(CallRecord {
-            call_id: call.call_id,
-            caller: call.caller,
-            callee: call.callee,
-            started_ms: self.wall_ms(call.started),
-            answered_ms: None,
-            ended_ms: t,
-            disposition: call::disposition(code, call.cancelled),
-            status: code,
-            hangup: None,
-            answered_by: None,
-            caller_media,
-            callee_media,
-        });
+        let disposition = call::disposition(code, call.cancelled);
+        self.record_call(now, call_id, call, disposition, code, None);
+    }
+
+    /// Answers the INVITE server transaction `tx` with a response of the proxy's own; returns
+    /// its code.
+    fn respond_own(&mut self, now: Instant, txn: &mut TransactionLayer, tx: TxId, code: u16) -> u16 {
+        let tag = self.tag();
+        if let Some(req) = txn.request_of(tx) {
+            let resp = Message::response_to(req, code, None, Some(&tag));
+            let _ = txn.respond(now, tx, resp);
+        }
+        code
     }
 
     /// Ends an answered call (BYE, or the call outlived `max_call`).
     fn finish_answered(&mut self, now: Instant, call_id: &str, hangup: &str) {
-        let Some(call) = self.calls.remove(call_id) else {
-            return;
-        };
+        if let Some(call) = self.calls.remove(call_id) {
+            self.record_call(now, call_id, call, Disposition::Answered, 200, Some(hangup));
+        }
+    }
+
+    /// Forgets a call that left `self.calls`, frees its media and writes its record.
+    fn record_call(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        call: Call,
+        disposition: Disposition,
+        status: u16,
+        hangup: Option<&str>,
+    ) {
         self.serials.remove(call_id);
         self.by_server_tx.remove(&call.server_tx);
-        let ended = self.wall_ms(now);
         let (caller_media, callee_media) = self.media_of(call_id, &call.media);
         self.records.push(CallRecord {
+            started_ms: self.wall_ms(call.started),
+            answered_ms: call.answered.map(|a| self.wall_ms(a)),
+            ended_ms: self.wall_ms(now),
             call_id: call.call_id,
             caller: call.caller,
             callee: call.callee,
-            started_ms: self.wall_ms(call.started),
-            answered_ms: call.answered.map(|a| self.wall_ms(a)),
-            ended_ms: ended,
-            disposition: Disposition::Answered,
-            status: 200,
-            hangup: Some(hangup.to_owned()),
+            disposition,
+            status,
+            hangup: hangup.map(str::to_owned),
             answered_by: call.answered_by,
             caller_media,
             callee_media,
