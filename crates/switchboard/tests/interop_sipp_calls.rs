@@ -11,7 +11,6 @@ mod support;
 
 use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,36 +21,12 @@ const DOMAIN: &str = "test.invalid";
 const ALICE: (&str, &str) = ("alice", "alice-secret");
 const BOB: (&str, &str) = ("bob", "bob-secret");
 
-fn scenario_path(scenario: &str) -> String {
-    format!("{}/tests/scenarios/{scenario}.xml", env!("CARGO_MANIFEST_DIR"))
-}
-
 /// A fresh server that knows alice and bob.
 fn server(extra: &[&str]) -> Server {
     let dir = TempDir::new("sippcall");
     support::add_user(dir.path(), ALICE.0, ALICE.1);
     support::add_user(dir.path(), BOB.0, BOB.1);
     Server::start_in(dir, extra)
-}
-
-/// A loopback UDP port that was free a moment ago, for SIPp's `-p`.
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// The contents of SIPp's `*_KIND.log` files in `dir` (`messages`, `errors`).
-fn sipp_log(dir: &Path, kind: &str) -> String {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(&format!("_{kind}.log")))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The bounds every SIPp run gets.
@@ -61,7 +36,7 @@ const BOUNDS: [&str; 6] = ["-m", "1", "-timeout", "30s", "-recv_timeout", "5000"
 /// exited 0, and returns its message log. A SIPp that could not take its local port (someone
 /// else took it between [`free_port`] and SIPp's bind) is started again, up to 3 times.
 fn sipp(target: SocketAddr, scenario: &str, args: &[&str]) -> String {
-    let path = scenario_path(scenario);
+    let path = support::scenario_path(scenario);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -70,7 +45,7 @@ fn sipp(target: SocketAddr, scenario: &str, args: &[&str]) -> String {
             .current_dir(work.path())
             .arg(target.to_string())
             .args(["-sf", &path, "-t", "u1", "-i", "127.0.0.1"])
-            .args(["-p", &free_port().to_string()])
+            .args(["-p", &support::free_port().to_string()])
             .args(["-key", "domain", DOMAIN])
             .args(args)
             .args(BOUNDS)
@@ -79,13 +54,13 @@ fn sipp(target: SocketAddr, scenario: &str, args: &[&str]) -> String {
             .stdout(Stdio::null())
             .output()
             .expect("run sipp");
-        let messages = sipp_log(work.path(), "messages");
+        let messages = support::sipp_log(work.path(), "messages");
         if out.status.success() {
             return messages;
         }
         let errors = format!(
             "{}\n{}",
-            sipp_log(work.path(), "errors"),
+            support::sipp_log(work.path(), "errors"),
             String::from_utf8_lossy(&out.stderr)
         );
         if attempt < 3 && errors.contains("Address already in use") {
@@ -163,9 +138,9 @@ impl Uas {
     /// Starts `scenario` in server mode and waits until it holds its port. `timeout` is SIPp's
     /// global `-timeout`.
     fn start(scenario: &str, timeout: &str) -> Uas {
-        let path = scenario_path(scenario);
+        let path = support::scenario_path(scenario);
         for _attempt in 0..3 {
-            let port = free_port();
+            let port = support::free_port();
             let work = TempDir::new("sippcall-uas");
             let stderr = File::create(work.path().join("stderr.txt")).expect("stderr file");
             let child = Command::new("sipp")
@@ -208,7 +183,7 @@ impl Uas {
 
     fn errors(&self) -> String {
         let stderr = std::fs::read_to_string(self.work.path().join("stderr.txt")).unwrap_or_default();
-        format!("{}\n{stderr}", sipp_log(self.work.path(), "errors"))
+        format!("{}\n{stderr}", support::sipp_log(self.work.path(), "errors"))
     }
 
     /// Waits (up to 15 s) for SIPp to end its call and exit; returns its status and message log.
@@ -226,13 +201,13 @@ impl Uas {
                     "{} still running after 15 s:\n{}\n--- messages ---\n{}",
                     self.scenario,
                     self.errors(),
-                    sipp_log(self.work.path(), "messages")
+                    support::sipp_log(self.work.path(), "messages")
                 );
             }
             std::thread::sleep(Duration::from_millis(10));
         };
         self.child = None;
-        (status, sipp_log(self.work.path(), "messages"))
+        (status, support::sipp_log(self.work.path(), "messages"))
     }
 
     /// Waits for SIPp to exit, asserts it succeeded, and returns its message log.

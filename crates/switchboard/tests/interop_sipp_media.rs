@@ -34,18 +34,6 @@ const PACKETS: u64 = 50;
 /// An RTP packet of it on the wire: 12 bytes of header and 160 of payload.
 const PACKET_BYTES: u64 = 172;
 
-fn scenario_path(scenario: &str) -> String {
-    format!("{}/tests/scenarios/{scenario}.xml", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A loopback UDP port that was free a moment ago, for SIPp's `-p`.
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// A working directory for one SIPp, holding the audio file: 1 s of a 500 Hz square wave in
 /// G.711 µ-law (two levels, 8 samples each), 8000 bytes.
 fn sipp_dir(tag: &str) -> TempDir {
@@ -55,18 +43,6 @@ fn sipp_dir(tag: &str) -> TempDir {
         .collect();
     std::fs::write(dir.path().join(AUDIO_FILE), audio).expect("write the audio file");
     dir
-}
-
-/// The contents of SIPp's `*_KIND.log` files in `dir` (`messages`, `errors`, `screen`).
-fn sipp_log(dir: &Path, kind: &str) -> String {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(&format!("_{kind}.log")))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Spawns SIPp in `dir` with `args`, on local port `port`, with its output in `dir`. Screens
@@ -100,9 +76,9 @@ impl Sipp {
     /// port. A SIPp that could not take its SIP or media port (someone took it between
     /// [`free_port`] and SIPp's bind) is started again, up to 3 times.
     fn start(scenario: &str, args: &[&str]) -> Sipp {
-        let path = scenario_path(scenario);
+        let path = support::scenario_path(scenario);
         for _attempt in 0..3 {
-            let port = free_port();
+            let port = support::free_port();
             let dir = sipp_dir("sippmedia");
             let mut all = vec!["-sf", path.as_str(), "-key", "domain", DOMAIN];
             all.extend_from_slice(args);
@@ -145,13 +121,13 @@ impl Sipp {
         let stderr = std::fs::read_to_string(self.dir.path().join("stderr.txt")).unwrap_or_default();
         format!(
             "--- errors ---\n{}\n--- stderr ---\n{stderr}\n--- messages ---\n{}",
-            sipp_log(self.dir.path(), "errors"),
+            support::sipp_log(self.dir.path(), "errors"),
             self.messages()
         )
     }
 
     fn messages(&self) -> String {
-        sipp_log(self.dir.path(), "messages")
+        support::sipp_log(self.dir.path(), "messages")
     }
 
     /// Asks SIPp to dump its screens into its screen log (SIGUSR2).
@@ -307,7 +283,7 @@ fn screen_counter(screen: &str, what: &str, tail: &str) -> u64 {
 /// What one SIPp's screens say: RTP packets its rtp_stream sent, and packets its echo returned
 /// (which are the packets that reached it).
 fn rtp_counters(sipp: &Sipp) -> (u64, u64) {
-    let screen = sipp_log(sipp.dir.path(), "screen");
+    let screen = support::sipp_log(sipp.dir.path(), "screen");
     (
         screen_counter(&screen, " Total RTP pckts sent ", "RTP OUT"),
         screen_counter(

@@ -225,3 +225,28 @@ pub fn add_user(dir: &Path, user: &str, password: &str) {
         .expect("user add");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A SIPp scenario of this crate's `tests/scenarios/`.
+pub fn scenario_path(scenario: &str) -> String {
+    format!("{}/tests/scenarios/{scenario}.xml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago (for SIPp's `-p`).
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// SIPp's `*_KIND.log` files in `dir` (`messages`, `errors`, ...), concatenated.
+pub fn sipp_log(dir: &Path, kind: &str) -> String {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(&format!("_{kind}.log")))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
