@@ -762,7 +762,16 @@ impl Proxy {
             debug!(code, "response for a call that has ended");
             return true;
         };
-        if (101..300).contains(&code) {
+        // A 2xx from another fork after the answer is forwarded (§16.7) but its SDP is left
+        // alone: the relay keeps pointing at the phone that answered, and the caller will
+        // end that second dialog.
+        let answered_elsewhere = call.phase == Phase::Answered
+            && call
+                .branches
+                .iter()
+                .find(|b| b.tx == tx)
+                .is_none_or(|b| Some(&b.to) != call.callee_peer.as_ref());
+        if (101..300).contains(&code) && !answered_elsewhere {
             let offer = !call.invite_had_sdp && code >= 200;
             let mut rewritten = resp;
             if let Err(e) = Self::anchor_body(
