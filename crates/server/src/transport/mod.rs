@@ -120,6 +120,16 @@ impl Shared {
                 .engine_wait_ns
                 .fetch_add(nanos(got - asked), Ordering::Relaxed);
             let held = nanos(got.elapsed());
+            if held > 5_000_000 {
+                // Usually the holder lost its CPU for a time slice (2 cores, more runnable threads).
+                debug!(
+                    held_ms = held / 1_000_000,
+                    transactions = engine.transactions(),
+                    first = ?out.first().map(|t| (t.message.method().cloned(), t.message.status_code())),
+                    outputs = out.len(),
+                    "engine lock held long"
+                );
+            }
             self.stats.engine_hold_ns.fetch_add(held, Ordering::Relaxed);
             self.stats.engine_hold_max_ns.fetch_max(held, Ordering::Relaxed);
             r
@@ -160,11 +170,12 @@ impl Shared {
         }
     }
 
-    /// Sends the responses of durable (or failed) registrations: everything the committer has
-    /// finished since the last wake-up goes out under one engine lock.
+    /// Sends the responses of durable (or failed) registrations, up to 32 under one engine lock:
+    /// a whole group commit at once (hundreds) would hold the lock for milliseconds and stall
+    /// the receive threads.
     pub async fn run_committed(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Committed>) {
         let mut batch = Vec::new();
-        while rx.recv_many(&mut batch, 4096).await > 0 {
+        while rx.recv_many(&mut batch, 32).await > 0 {
             let responses: Vec<_> = batch
                 .drain(..)
                 .map(|c| {
