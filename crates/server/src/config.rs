@@ -29,7 +29,7 @@ pub struct ServerConfig {
     /// Send UDP responses to the packet's source port even without `;rport` (RFC 3581 behaviour
     /// for every request), which is what phones behind NAT need.
     pub force_rport: bool,
-    /// UDP sockets per listen address (SO_REUSEPORT); 0 = one per CPU.
+    /// UDP sockets per listen address (SO_REUSEPORT); 0 = one per CPU but one (at least one).
     pub udp_sockets_per_address: usize,
     pub timers: TimerConfig,
     /// The embedded store (subscribers, registrations); `None` runs without a registrar.

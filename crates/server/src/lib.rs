@@ -44,9 +44,13 @@ pub struct Listening {
     pub tls: Vec<SocketAddr>,
 }
 
+/// One receive thread per core but one: the engine lock, the group committer and the timer
+/// task need a core too. On 2 cores a second receive thread made REGISTER+auth slower (more
+/// lock-holder preemption): 25k/s offered gave 17.9k/s with two and 19.2k/s with one, at less
+/// CPU (`bench/register.sh`).
 fn sockets_per_address(config: &ServerConfig) -> usize {
     match config.udp_sockets_per_address {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
         n => n,
     }
 }

@@ -110,7 +110,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 180, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timer_c: u64,
     /// UDP sockets (each with its own receive thread) per listen address, spread over by the
-    /// kernel per source address and port (SO_REUSEPORT); 0 = one per core.
+    /// kernel per source address and port (SO_REUSEPORT); 0 = one per core but one.
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
     pub udp_sockets: u64,
     /// Largest SIP message accepted, in bytes.
