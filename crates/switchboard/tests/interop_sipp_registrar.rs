@@ -69,16 +69,7 @@ fn sipp(target: SocketAddr, transport: &str, scenario: &str, aor: &str, (user, p
             .stdout(Stdio::null())
             .output()
             .expect("run sipp");
-        let log = |kind: &str| {
-            std::fs::read_dir(work.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(&format!("_{kind}.log")))
-                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
+        let log = |kind: &str| support::sipp_log(work.path(), kind);
         let messages = log("messages");
         if out.status.success() {
             return messages;

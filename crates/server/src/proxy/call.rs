@@ -91,6 +91,14 @@ pub fn contact_uri(value: &str) -> Option<String> {
 }
 
 impl Call {
+    /// Whether an in-dialog request comes from the caller: its From tag is the INVITE's.
+    pub fn sent_by_caller(&self, req: &Message) -> bool {
+        req.from_header()
+            .ok()
+            .and_then(|f| f.tag().map(|t| t == self.caller_tag))
+            .unwrap_or(false)
+    }
+
     pub fn all_final(&self) -> bool {
         self.branches.iter().all(|b| b.final_status.is_some())
     }

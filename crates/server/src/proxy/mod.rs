@@ -902,11 +902,7 @@ impl Proxy {
                 conn: 0,
             });
         }
-        let from_caller = req
-            .from_header()
-            .ok()
-            .and_then(|f| f.tag().map(|t| t == call.caller_tag))
-            .unwrap_or(false);
+        let from_caller = call.sent_by_caller(req);
         if from_caller {
             call.callee_peer
                 .clone()
@@ -934,11 +930,7 @@ impl Proxy {
             );
             return;
         };
-        let from_caller = req
-            .from_header()
-            .ok()
-            .and_then(|f| f.tag().map(|t| t == call.caller_tag))
-            .unwrap_or(false);
+        let from_caller = call.sent_by_caller(&req);
         let hangup = (req.method() == Some(&Method::Bye) && call.phase == Phase::Answered).then_some(if from_caller {
             "caller"
         } else {
@@ -1056,11 +1048,7 @@ impl Proxy {
         if media::has_sdp(&req)
             && let Some(call) = self.calls.get_mut(&call_id)
         {
-            let from_caller = req
-                .from_header()
-                .ok()
-                .and_then(|f| f.tag().map(|t| t == call.caller_tag))
-                .unwrap_or(false);
+            let from_caller = call.sent_by_caller(&req);
             let side = if from_caller { media::Leg::A } else { media::Leg::B };
             if let Err(e) = Self::anchor_body(
                 &mut self.media,
