@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub media: Option<MediaSettings>,
     /// On SIGTERM/SIGINT, how long to wait for transactions in flight.
     pub shutdown_grace: Duration,
+    /// The SIP trace ring (console ladders, pcap export, HEP).
+    pub trace: TraceSettings,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +75,7 @@ impl Default for ServerConfig {
             proxy: crate::proxy::ProxyConfig::default(),
             media: Some(MediaSettings::default()),
             shutdown_grace: Duration::from_secs(5),
+            trace: TraceSettings::default(),
         }
     }
 }
@@ -98,6 +101,30 @@ impl Default for MediaSettings {
             ports: (10_000, 20_000),
             timeout: Duration::from_secs(60),
             codecs: sdp::CodecPolicy::default().allowed,
+        }
+    }
+}
+
+/// The in-memory SIP trace: the last `capacity` messages sent and received, grouped by Call-ID.
+#[derive(Debug, Clone)]
+pub struct TraceSettings {
+    /// Off: nothing is kept and nothing is sent to a collector.
+    pub enabled: bool,
+    /// Messages kept (the oldest go first).
+    pub capacity: usize,
+    /// A Homer collector that receives every message as HEP3 over UDP.
+    pub hep_collector: Option<std::net::SocketAddr>,
+    /// The capture agent id put in HEP3 packets.
+    pub hep_agent_id: u32,
+}
+
+impl Default for TraceSettings {
+    fn default() -> Self {
+        TraceSettings {
+            enabled: true,
+            capacity: 10_000,
+            hep_collector: None,
+            hep_agent_id: 2001,
         }
     }
 }

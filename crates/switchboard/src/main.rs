@@ -73,7 +73,14 @@ fn main() -> ExitCode {
                     }),
                     ..server::ServerConfig::default()
                 },
-                http_listen: args.http_listen,
+                http: serve::HttpSettings {
+                    listen: args.http_listen,
+                    token: None,
+                },
+                log: serve::LogSettings {
+                    format: serve::LogFormat::Text,
+                    level: "info".into(),
+                },
             })
         }
         Command::User(cmd) => users::run(cmd),

@@ -7,13 +7,38 @@ use std::time::Duration;
 
 use server::ServerConfig;
 
-/// What `serve` needs from the command line (and, later, the config file).
+/// What `serve` needs, from the command line and the config file (flags win).
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// The SIP side.
     pub server: ServerConfig,
-    /// Accepted for the interface; served by the admin API issue (#8).
-    pub http_listen: SocketAddr,
+    /// The admin API, metrics and console.
+    pub http: HttpSettings,
+    /// Where logs go and how they look.
+    pub log: LogSettings,
+}
+
+/// `--http-listen`, `--http-token`.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    /// Bearer token the API requires; mandatory when `listen` is not a loopback address.
+    pub token: Option<String>,
+}
+
+/// `--log-format`, `--log-level`.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `server=debug,info`); `SWITCHBOARD_LOG` wins over it.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// The machine's host name, the default SIP domain.
@@ -26,11 +51,7 @@ pub fn host_name() -> String {
 }
 
 pub fn run(opts: ServeOptions) -> ExitCode {
-    init_logging();
-    tracing::info!(
-        http = %opts.http_listen,
-        "the admin API (issue #8) is not implemented yet: --http-listen is accepted and unused"
-    );
+    init_logging(&opts.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -67,13 +88,15 @@ pub fn run(opts: ServeOptions) -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(log: &LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
