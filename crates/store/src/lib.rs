@@ -13,7 +13,7 @@ mod sqlite;
 mod subscribers;
 
 pub use location::{BatchWriter, Binding, GroupCommitter, LocationStore, Write};
-pub use records::{CallRecord, Disposition, LegMedia, RecordStore, RecordWriter};
+pub use records::{CallRecord, Disposition, LegMedia, RecordKey, RecordStore, RecordWriter};
 pub use sqlite::{SqliteBatchWriter, SqliteStore};
 pub use subscribers::{StoreError, Subscriber, SubscriberCache, SubscriberStore};
 

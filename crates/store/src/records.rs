@@ -107,6 +107,26 @@ pub trait RecordStore: Send + Sync {
     fn insert(&self, records: &[CallRecord]) -> Result<(), StoreError>;
     /// Records that ended in `[since_ms, until_ms)`, oldest first, at most `limit`.
     fn list_records(&self, since_ms: u64, until_ms: u64, limit: usize) -> Result<Vec<CallRecord>, StoreError>;
+    /// Records that ended in `[since_ms, until_ms)`, newest first (by end time, then by the
+    /// order they were stored), strictly after `after` in that order, at most `limit`; each with
+    /// its [`RecordKey`], the `after` of the next page. Records stored while a client pages end
+    /// later than the page it holds (or at the same millisecond, stored later), so they sort
+    /// before its cursor: pages neither repeat nor skip a record.
+    fn page_records(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+        after: Option<RecordKey>,
+        limit: usize,
+    ) -> Result<Vec<(RecordKey, CallRecord)>, StoreError>;
+}
+
+/// Where a record sits in the newest-first order of [`RecordStore::page_records`]: its end time
+/// and its storage sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordKey {
+    pub ended_ms: u64,
+    pub seq: i64,
 }
 
 /// Writes records on a thread of its own, batching what queues up.

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::location::{BatchWriter, Binding, LocationStore};
-use crate::records::{CallRecord, Disposition, LegMedia, RecordStore};
+use crate::records::{CallRecord, Disposition, LegMedia, RecordKey, RecordStore};
 use crate::subscribers::{StoreError, Subscriber, SubscriberStore};
 
 /// Schema versions, applied in order; each runs once, inside a transaction.
@@ -416,53 +416,158 @@ impl RecordStore for SqliteStore {
     fn list_records(&self, since_ms: u64, until_ms: u64, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
         self.with(|c| {
             let mut stmt = c
-                .prepare_cached(
-                    "SELECT call_id, caller, callee, started_ms, answered_ms, ended_ms, disposition, status,
-                            hangup, answered_by,
-                            caller_codec, caller_packets, caller_bytes, caller_loss_permille, caller_jitter_us,
-                            callee_codec, callee_packets, callee_bytes, callee_loss_permille, callee_jitter_us
-                     FROM call_records WHERE ended_ms >= ?1 AND ended_ms < ?2 ORDER BY ended_ms, id LIMIT ?3",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM call_records
+                     WHERE ended_ms >= ?1 AND ended_ms < ?2 ORDER BY ended_ms, id LIMIT ?3"
+                ))
                 .map_err(backend)?;
             let rows = stmt
                 .query_map(
-                    params![
-                        since_ms.min(i64::MAX as u64) as i64,
-                        until_ms.min(i64::MAX as u64) as i64,
-                        limit.min(i64::MAX as usize) as i64
-                    ],
-                    |r| {
-                        let disposition: String = r.get(6)?;
-                        Ok(CallRecord {
-                            call_id: r.get(0)?,
-                            caller: r.get(1)?,
-                            callee: r.get(2)?,
-                            started_ms: r.get::<_, i64>(3)? as u64,
-                            answered_ms: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
-                            ended_ms: r.get::<_, i64>(5)? as u64,
-                            disposition: Disposition::parse(&disposition).unwrap_or(Disposition::Failed),
-                            status: r.get(7)?,
-                            hangup: r.get(8)?,
-                            answered_by: r.get(9)?,
-                            caller_media: LegMedia {
-                                codec: r.get(10)?,
-                                packets: r.get::<_, i64>(11)? as u64,
-                                bytes: r.get::<_, i64>(12)? as u64,
-                                loss_permille: r.get(13)?,
-                                jitter_us: r.get(14)?,
-                            },
-                            callee_media: LegMedia {
-                                codec: r.get(15)?,
-                                packets: r.get::<_, i64>(16)? as u64,
-                                bytes: r.get::<_, i64>(17)? as u64,
-                                loss_permille: r.get(18)?,
-                                jitter_us: r.get(19)?,
-                            },
-                        })
-                    },
+                    params![sql_int(since_ms), sql_int(until_ms), sql_int(limit as u64)],
+                    |r| row_to_record(r).map(|(_, rec)| rec),
                 )
                 .map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
         })
+    }
+
+    fn page_records(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+        after: Option<RecordKey>,
+        limit: usize,
+    ) -> Result<Vec<(RecordKey, CallRecord)>, StoreError> {
+        // Newest first; `after` is the last record of the previous page. The index on ended_ms
+        // carries the rowid, so this walks the index backwards from the cursor.
+        let (before_ms, before_seq) = after.map_or((i64::MAX, i64::MAX), |k| (sql_int(k.ended_ms), k.seq));
+        self.with(|c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM call_records
+                     WHERE ended_ms >= ?1 AND ended_ms < ?2 AND (ended_ms, id) < (?3, ?4)
+                     ORDER BY ended_ms DESC, id DESC LIMIT ?5"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        sql_int(since_ms),
+                        sql_int(until_ms),
+                        before_ms,
+                        before_seq,
+                        sql_int(limit as u64)
+                    ],
+                    row_to_record,
+                )
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+    }
+}
+
+/// The columns [`row_to_record`] reads, in its order.
+const RECORD_COLUMNS: &str = "call_id, caller, callee, started_ms, answered_ms, ended_ms, disposition, status,
+    hangup, answered_by,
+    caller_codec, caller_packets, caller_bytes, caller_loss_permille, caller_jitter_us,
+    callee_codec, callee_packets, callee_bytes, callee_loss_permille, callee_jitter_us, id";
+
+/// SQLite integers are signed: values past `i64::MAX` (an open-ended `until`) clamp to it.
+fn sql_int(v: u64) -> i64 {
+    v.min(i64::MAX as u64) as i64
+}
+
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(RecordKey, CallRecord)> {
+    let disposition: String = r.get(6)?;
+    let record = CallRecord {
+        call_id: r.get(0)?,
+        caller: r.get(1)?,
+        callee: r.get(2)?,
+        started_ms: r.get::<_, i64>(3)? as u64,
+        answered_ms: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+        ended_ms: r.get::<_, i64>(5)? as u64,
+        disposition: Disposition::parse(&disposition).unwrap_or(Disposition::Failed),
+        status: r.get(7)?,
+        hangup: r.get(8)?,
+        answered_by: r.get(9)?,
+        caller_media: LegMedia {
+            codec: r.get(10)?,
+            packets: r.get::<_, i64>(11)? as u64,
+            bytes: r.get::<_, i64>(12)? as u64,
+            loss_permille: r.get(13)?,
+            jitter_us: r.get(14)?,
+        },
+        callee_media: LegMedia {
+            codec: r.get(15)?,
+            packets: r.get::<_, i64>(16)? as u64,
+            bytes: r.get::<_, i64>(17)? as u64,
+            loss_permille: r.get(18)?,
+            jitter_us: r.get(19)?,
+        },
+    };
+    let key = RecordKey {
+        ended_ms: record.ended_ms,
+        seq: r.get(20)?,
+    };
+    Ok((key, record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(call_id: &str, ended_ms: u64) -> CallRecord {
+        CallRecord {
+            call_id: call_id.into(),
+            caller: "1000".into(),
+            callee: "1001".into(),
+            started_ms: ended_ms.saturating_sub(5_000),
+            answered_ms: None,
+            ended_ms,
+            disposition: Disposition::Busy,
+            status: 486,
+            hangup: None,
+            answered_by: None,
+            caller_media: LegMedia::default(),
+            callee_media: LegMedia::default(),
+        }
+    }
+
+    fn ids(page: &[(RecordKey, CallRecord)]) -> Vec<&str> {
+        page.iter().map(|(_, r)| r.call_id.as_str()).collect()
+    }
+
+    #[test]
+    fn pages_newest_first_without_repeats_while_records_arrive() {
+        let dir = std::env::temp_dir().join(format!("store-page-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open_in(&dir).expect("store");
+        // Two records end in the same millisecond: the one stored later comes first.
+        store
+            .insert(&[
+                record("a", 1_000),
+                record("b", 2_000),
+                record("c", 2_000),
+                record("d", 3_000),
+            ])
+            .expect("insert");
+        let p1 = store.page_records(0, u64::MAX, None, 2).expect("page 1");
+        assert_eq!(ids(&p1), ["d", "c"]);
+        // A record arrives between pages: it sorts before the cursor and does not shift page 2.
+        store
+            .insert(&[record("e", 4_000), record("f", 2_000)])
+            .expect("insert more");
+        let p2 = store
+            .page_records(0, u64::MAX, p1.last().map(|(k, _)| *k), 2)
+            .expect("page 2");
+        assert_eq!(ids(&p2), ["b", "a"]);
+        let p3 = store
+            .page_records(0, u64::MAX, p2.last().map(|(k, _)| *k), 2)
+            .expect("page 3");
+        assert!(p3.is_empty());
+        // Time filters: [since, until).
+        let window = store.page_records(2_000, 4_000, None, 10).expect("window");
+        assert_eq!(ids(&window), ["d", "f", "c", "b"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
