@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,9 @@ pub(crate) struct Core {
     free_slots: Mutex<Vec<(u32, u32)>>,
     calls: Mutex<HashMap<Box<str>, CallEntry>>,
     next_worker: AtomicUsize,
+    /// Datagrams and bytes sent on, over every stream since start (one add per batch).
+    pub forwarded_packets: AtomicU64,
+    pub forwarded_bytes: AtomicU64,
 }
 
 pub(crate) struct WorkerHandle {
@@ -147,6 +150,8 @@ impl MediaRelay {
             free_slots: Mutex::new((0..streams as u32).rev().map(|s| (s, 0)).collect()),
             calls: Mutex::new(HashMap::new()),
             next_worker: AtomicUsize::new(0),
+            forwarded_packets: AtomicU64::new(0),
+            forwarded_bytes: AtomicU64::new(0),
         });
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
@@ -384,6 +389,15 @@ impl MediaRelay {
     /// Streams the pool holds when none is allocated.
     pub fn pool_size(&self) -> usize {
         self.inner.core.pool.size() / 2
+    }
+
+    /// Datagrams (RTP and RTCP) and bytes relayed since start, over every stream.
+    pub fn forwarded_totals(&self) -> (u64, u64) {
+        let core = &*self.inner.core;
+        (
+            core.forwarded_packets.load(Ordering::Relaxed),
+            core.forwarded_bytes.load(Ordering::Relaxed),
+        )
     }
 
     /// Streams allocated now.

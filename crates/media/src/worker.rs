@@ -164,6 +164,8 @@ fn relay(core: &Core, batch: &mut Batch, token: u64, now: u64) -> bool {
                 let (sent, bytes) = batch.send(dst.endpoint(rtcp).fd(), dest);
                 src.stats.forwarded_packets += sent as u64;
                 src.stats.forwarded_bytes += bytes as u64;
+                core.forwarded_packets.fetch_add(sent as u64, Ordering::Relaxed);
+                core.forwarded_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
                 src.stats.send_errors += (queued - sent) as u64;
             }
         }

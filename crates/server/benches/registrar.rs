@@ -48,6 +48,7 @@ fn main() {
         intervals: Intervals::default(),
         auth: DigestAuth::new([7u8; 32], 300),
         subscribers: SubscriberCache::new(store),
+        auth_failures: 0,
         location: Location::default(),
     };
     let mut engine = Engine::new(TimerConfig::default(), Some(registrar), None);

@@ -81,7 +81,7 @@ pub struct PendingWrite {
 pub struct Dispatcher {
     tags: TagSource,
     pub stats: DispatchStats,
-    registrar: Option<Registrar<SqliteStore>>,
+    pub registrar: Option<Registrar<SqliteStore>>,
     /// The proxy; it routes with the registrar's location service and credentials.
     pub proxy: Option<Proxy>,
     /// Writes to hand to the group committer once the engine lock is released.

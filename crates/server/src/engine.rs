@@ -103,6 +103,24 @@ impl Engine {
         self.dispatcher.proxy.as_ref().map_or(0, |p| p.calls().count())
     }
 
+    /// The location service, when the server has a registrar.
+    pub fn location(&self) -> Option<&crate::registrar::Location> {
+        self.dispatcher.registrar.as_ref().map(|r| &r.location)
+    }
+
+    pub fn location_mut(&mut self) -> Option<&mut crate::registrar::Location> {
+        self.dispatcher.registrar.as_mut().map(|r| &mut r.location)
+    }
+
+    pub fn proxy(&self) -> Option<&crate::proxy::Proxy> {
+        self.dispatcher.proxy.as_ref()
+    }
+
+    /// Digest credentials refused since start (registrar and proxy).
+    pub fn auth_failures(&self) -> u64 {
+        self.dispatcher.registrar.as_ref().map_or(0, |r| r.auth_failures)
+    }
+
     /// Stop taking new requests (graceful shutdown).
     pub fn stop_accepting(&mut self) {
         self.accepting = false;

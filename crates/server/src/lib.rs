@@ -20,8 +20,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod dispatch;
 pub mod engine;
+pub mod metrics;
 pub mod proxy;
 pub mod registrar;
 pub mod transport;
@@ -33,7 +35,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use config::{MediaSettings, ServerConfig};
+pub use config::{MediaSettings, ServerConfig, TraceSettings};
+pub use control::Control;
 use transport::{Shared, stream, tls, udp};
 
 /// Where the server ended up listening (ports chosen by the OS when 0 was asked for).
@@ -79,6 +82,15 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(&Listening),
+) -> io::Result<()> {
+    serve(config, shutdown, |l, _| on_ready(l)).await
+}
+
+/// [`run`], handing `on_ready` a [`Control`] of the running server for the admin API.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(&Listening, Control),
 ) -> io::Result<()> {
     let mut listening = Listening::default();
     let mut udp_sockets = Vec::new();
@@ -128,6 +140,7 @@ pub async fn run(
                     .with_algorithms(&config.digest_algorithms),
                 location: registrar::Location::from_bindings(bindings),
                 subscribers: store::SubscriberCache::new(store),
+                auth_failures: 0,
             };
             (
                 Some(registrar),
@@ -177,7 +190,17 @@ pub async fn run(
         (p, _) => p,
     };
     let (committed_tx, committed_rx) = tokio::sync::mpsc::unbounded_channel();
-    let shared = Shared::new(config, udp_sockets, registrar, committer, committed_tx, proxy, records);
+    let shared = Shared::new(
+        config,
+        udp_sockets,
+        registrar,
+        committer,
+        committed_tx,
+        proxy,
+        records,
+        relay_handle.clone(),
+        listening.clone(),
+    );
     let mut tasks = Vec::new();
     let mut udp_threads = Vec::new();
     for i in 0..shared.udp.len() {
@@ -206,7 +229,7 @@ pub async fn run(
     if relay_handle.is_some() {
         tasks.push(tokio::spawn(watch_media(shared.clone())));
     }
-    on_ready(&listening);
+    on_ready(&listening, Control::new(shared.clone(), listening.clone()));
 
     shutdown.await;
     for t in &accept_tasks {

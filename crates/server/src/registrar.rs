@@ -82,6 +82,16 @@ impl Location {
     pub fn aors(&self) -> usize {
         self.by_aor.len()
     }
+
+    /// Every binding held (expired ones too until the next sweep).
+    pub fn iter(&self) -> impl Iterator<Item = &Binding> {
+        self.by_aor.values().flatten()
+    }
+
+    /// The bindings of one AOR as held (unsorted, expired ones included).
+    pub fn of(&self, aor: &str) -> &[Binding] {
+        self.by_aor.get(aor).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// What to do with a REGISTER.
@@ -103,6 +113,8 @@ pub struct Registrar<S: SubscriberStore> {
     pub auth: DigestAuth,
     pub subscribers: SubscriberCache<S>,
     pub location: Location,
+    /// Credentials presented and refused (wrong password, unknown user, replayed nc).
+    pub auth_failures: u64,
 }
 
 fn source_of(peer: &Peer) -> String {
@@ -189,11 +201,15 @@ impl<S: SubscriberStore> Registrar<S> {
                     .and_then(|s| s.ha1(alg).map(str::to_owned))
             })
         };
-        match verify(self) {
+        let outcome = match verify(self) {
             // Refused: maybe the user or the password changed a moment ago in another process.
             AuthOutcome::Challenge { stale: false } if self.subscribers.revalidate().unwrap_or(false) => verify(self),
             outcome => outcome,
+        };
+        if outcome == (AuthOutcome::Challenge { stale: false }) {
+            self.auth_failures += 1;
         }
+        outcome
     }
 
     /// A 401 (WWW-Authenticate) or 407 (Proxy-Authenticate) with fresh challenges.

@@ -91,6 +91,7 @@ fn rig_with(bindings: Vec<Binding>, config: ProxyConfig) -> Rig {
         intervals: Intervals::default(),
         auth: DigestAuth::new([9u8; 32], 300),
         subscribers: SubscriberCache::new(store),
+        auth_failures: 0,
         location: Location::from_bindings(bindings),
     };
     let local = LocalAddrs {

@@ -20,7 +20,7 @@
 //! Sans-IO like the rest of the engine: time comes in as `now`, messages go out through the
 //! transaction layer.
 
-mod call;
+pub mod call;
 pub mod media;
 pub mod route;
 
@@ -231,7 +231,8 @@ impl Proxy {
         self.timers.peek().map(|Reverse((at, ..))| *at)
     }
 
-    fn wall_ms(&self, t: Instant) -> u64 {
+    /// Unix milliseconds of an instant of the proxy's clock.
+    pub fn wall_ms(&self, t: Instant) -> u64 {
         let (anchor, ms) = self.wall_anchor;
         if t >= anchor {
             ms + u64::try_from(t.duration_since(anchor).as_millis()).unwrap_or(0)

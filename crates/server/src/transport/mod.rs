@@ -48,6 +48,22 @@ pub struct Shared {
     armed: AtomicU64,
     epoch: Instant,
     pub stats: Stats,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The media relay, for its gauges.
+    pub relay: Option<media::MediaRelay>,
+    /// The SIP trace (and its HEP sender), when on.
+    pub trace: Option<sip_trace::TraceRing>,
+    /// Where the server listens: the local side of traced messages.
+    pub local: crate::Listening,
+    /// The local address of each socket in `udp`.
+    udp_local: Vec<SocketAddr>,
+    pub started: Instant,
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0))
 }
 
 /// A write the committer finished: the response to send for transaction `tx`.
@@ -71,6 +87,7 @@ pub struct Stats {
 }
 
 impl Shared {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: ServerConfig,
         udp: Vec<Arc<std::net::UdpSocket>>,
@@ -79,12 +96,35 @@ impl Shared {
         committed: tokio::sync::mpsc::UnboundedSender<Committed>,
         proxy: Option<crate::proxy::Proxy>,
         records: Option<store::RecordWriter>,
+        relay: Option<media::MediaRelay>,
+        local: crate::Listening,
     ) -> Arc<Shared> {
         let limits = Limits {
             max_message_size: config.max_message_size,
             ..Limits::default()
         };
+        let trace = config.trace.enabled.then(|| {
+            let ring = sip_trace::TraceRing::new(config.trace.capacity);
+            let hep = config.trace.hep_collector.and_then(|c| {
+                sip_trace::hep3::HepSender::new(c, config.trace.hep_agent_id)
+                    .map_err(|e| tracing::warn!(collector = %c, error = %e, "HEP sender not started"))
+                    .ok()
+            });
+            match hep {
+                Some(h) => ring.with_hep(h),
+                None => ring,
+            }
+        });
         Arc::new(Shared {
+            metrics: Arc::default(),
+            relay,
+            trace,
+            local,
+            udp_local: udp
+                .iter()
+                .map(|s| s.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))))
+                .collect(),
+            started: Instant::now(),
             engine: Mutex::new(Engine::new(config.timers, registrar, proxy)),
             committer,
             records,
@@ -137,6 +177,9 @@ impl Shared {
         for w in pending {
             self.submit(w);
         }
+        for r in &records {
+            self.metrics.call_ended(r.disposition);
+        }
         if let Some(writer) = &self.records {
             for r in records {
                 writer.submit(r);
@@ -161,13 +204,30 @@ impl Shared {
             response,
         } = w;
         let report = self.committed.clone();
-        let done: Box<dyn FnOnce(Result<(), store::StoreError>) + Send> = Box::new(move |result| {
+        self.write_bindings(aor, bindings, move |result| {
             let _ = report.send(Committed { tx, result, response });
         });
-        match &self.committer {
-            Some(c) => c.submit(store::Write { aor, bindings, done }),
-            None => done(Err(store::StoreError::Backend("no store".into()))),
-        }
+    }
+
+    /// Writes an AOR's binding set durably; `done` learns the outcome (on the committer's
+    /// thread). Commit latency goes to the metrics.
+    pub fn write_bindings(
+        &self,
+        aor: String,
+        bindings: Vec<store::Binding>,
+        done: impl FnOnce(Result<(), store::StoreError>) + Send + 'static,
+    ) {
+        let asked = Instant::now();
+        let Some(c) = &self.committer else {
+            done(Err(store::StoreError::Backend("no store".into())));
+            return;
+        };
+        let metrics = Arc::clone(&self.metrics);
+        let done: Box<dyn FnOnce(Result<(), store::StoreError>) + Send> = Box::new(move |result| {
+            metrics.store_commit(result.is_ok(), asked.elapsed());
+            done(result);
+        });
+        c.submit(store::Write { aor, bindings, done });
     }
 
     /// Sends the responses of durable (or failed) registrations, up to 32 under one engine lock:
@@ -200,6 +260,7 @@ impl Shared {
     /// Serializes and sends each transmission on its transport.
     pub fn send_all(&self, out: Vec<Transmit>) {
         for t in out {
+            self.metrics.sent(&t.message);
             let bytes = t.message.to_bytes();
             if !self.send_bytes(&t.to, bytes) {
                 self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
@@ -217,6 +278,7 @@ impl Shared {
 
     /// Sends raw bytes to a peer; false when it cannot be done.
     pub fn send_bytes(&self, to: &Peer, bytes: Bytes) -> bool {
+        self.trace(sip_trace::Direction::Out, to.transport, to.addr, to.conn, &bytes);
         match to.transport {
             Transport::Udp => {
                 let Some(sock) = self.udp.get(to.conn as usize).or_else(|| self.udp.first()) else {
@@ -233,6 +295,30 @@ impl Shared {
             }
             _ => self.conns.send(to.conn, bytes),
         }
+    }
+
+    /// Copies a message into the trace ring (and to the HEP collector).
+    fn trace(
+        &self,
+        direction: sip_trace::Direction,
+        transport: Transport,
+        remote: SocketAddr,
+        conn: u64,
+        bytes: &Bytes,
+    ) {
+        let Some(t) = &self.trace else {
+            return;
+        };
+        let (proto, local) = match transport {
+            Transport::Udp => (
+                sip_trace::Proto::Udp,
+                self.udp_local.get(conn as usize).or(self.udp_local.first()).copied(),
+            ),
+            Transport::Tls | Transport::Wss => (sip_trace::Proto::Tls, self.local.tls.first().copied()),
+            Transport::Tcp | Transport::Ws => (sip_trace::Proto::Tcp, self.local.tcp.first().copied()),
+        };
+        let local = local.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        t.record(unix_micros(), direction, proto, local, remote, bytes.clone());
     }
 
     /// The timer task: fires the engine's timers on time.
@@ -266,12 +352,14 @@ impl Shared {
         source: SocketAddr,
         conn: u64,
     ) {
+        self.trace(sip_trace::Direction::In, transport, source, conn, raw);
         let mut message = match parsed {
             Ok(m) => m,
             Err(e) => {
                 self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
                 debug!(%source, error = %e, "unparseable message");
                 if let Some(resp) = sip::reject_unparsed(raw, &e) {
+                    self.metrics.sent_status(400);
                     self.send_bytes(
                         &Peer {
                             transport,
@@ -284,10 +372,12 @@ impl Shared {
                 return;
             }
         };
+        self.metrics.received(&message);
         if let Err(e) = message.check_essentials() {
             self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
             if message.is_request() && message.method() != Some(&sip::Method::Ack) {
                 let resp = Message::response_to(&message, e.status_code(), Some(&e.to_string()), None);
+                self.metrics.sent(&resp);
                 self.send_bytes(
                     &Peer {
                         transport,
