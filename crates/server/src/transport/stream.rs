@@ -104,7 +104,8 @@ where
                     let _ = tx.try_send(bytes::Bytes::from_static(b"\r\n"));
                 }
                 Ok(Some(Frame::Message(m))) => {
-                    let raw = bytes::Bytes::new();
+                    // Freshly parsed, the message is its own bytes: a slice, not a copy (for the trace).
+                    let raw = m.to_bytes();
                     shared.on_received(Ok(m), &raw, transport, remote, conn);
                 }
                 Ok(Some(Frame::Invalid { error, bytes })) => {
