@@ -1,10 +1,14 @@
 //! The command line (names kept stable by `shared/INTERFACE.md`): `serve` with its listen, TLS,
-//! storage and media flags, and `user add|passwd|remove|list`.
+//! storage, media, registrar, trace and log flags, and `user add|passwd|remove|list|import`.
+//! The value parsers and ranges here also check the config file (`config_file.rs`), so a value
+//! is judged the same wherever it comes from.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::serve::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,7 +34,7 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct StoreArgs {
     /// The SIP domain and digest realm (default: the machine's host name).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_domain)]
     pub domain: Option<String>,
     /// Directory of the embedded storage.
     #[arg(long, default_value = "./switchboard-data")]
@@ -40,9 +44,27 @@ pub struct StoreArgs {
     pub store_subscribers: Option<String>,
 }
 
+/// Accepted ranges of the numeric `serve` settings, shared by the flags and the config file.
+pub mod limits {
+    use std::ops::RangeInclusive;
+
+    pub const TCP_IDLE_TIMEOUT: RangeInclusive<u64> = 1..=86_400;
+    pub const MAX_CONNECTIONS_PER_SOURCE: RangeInclusive<u64> = 1..=1_000_000;
+    pub const MAX_MESSAGE_SIZE: RangeInclusive<u64> = 1024..=1_048_576;
+    pub const UDP_SOCKETS: RangeInclusive<u64> = 0..=64;
+    pub const MEDIA_TIMEOUT: RangeInclusive<u64> = 1..=86_400;
+    pub const RING_TIMEOUT: RangeInclusive<u64> = 1..=3600;
+    pub const TIMER_C: RangeInclusive<u64> = 1..=3600;
+    /// `min_expires`, `max_expires`, `default_expires` (30 days at most).
+    pub const EXPIRES: RangeInclusive<u64> = 1..=2_592_000;
+    pub const NONCE_LIFETIME: RangeInclusive<u64> = 1..=86_400;
+    pub const TRACE_CAPACITY: RangeInclusive<u64> = 1..=1_000_000;
+    pub const HEP_AGENT_ID: RangeInclusive<u64> = 0..=u32::MAX as u64;
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML configuration file (flags win over it).
+    /// TOML configuration file; flags given on the command line win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// UDP and TCP listen address; repeatable.
@@ -62,6 +84,10 @@ pub struct ServeArgs {
     /// Admin API, metrics and console.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
+    /// Bearer token the admin API requires; mandatory when --http-listen is not a loopback
+    /// address. Prefer `http.token` in the config file: the command line is visible in `ps`.
+    #[arg(long, value_name = "TOKEN", value_parser = parse_token)]
+    pub http_token: Option<Secret>,
     /// Address written into rewritten SDP.
     #[arg(long, value_name = "IP")]
     pub media_address: Option<IpAddr>,
@@ -69,14 +95,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "LO-HI", default_value = "10000-20000", value_parser = parse_port_range)]
     pub rtp_ports: (u16, u16),
     /// A call whose media stopped for this many seconds is ended (BYE both ways).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(limits::MEDIA_TIMEOUT))]
     pub media_timeout: u64,
     /// Allowed codecs, comma-separated, in the server's order of preference.
     #[arg(
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        default_value = "opus,G722,PCMU,PCMA,telephone-event"
+        default_value = "opus,G722,PCMU,PCMA,telephone-event",
+        value_parser = parse_codec
     )]
     pub codecs: Vec<String>,
     /// Do not anchor media: SDP passes through untouched and RTP flows phone to phone.
@@ -89,10 +116,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub store_records: Option<String>,
     /// Close TCP/TLS connections idle for this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 3660, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 3660, value_parser = clap::value_parser!(u64).range(limits::TCP_IDLE_TIMEOUT))]
     pub tcp_idle_timeout: u64,
     /// Most simultaneous TCP/TLS connections from one IP address.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(limits::MAX_CONNECTIONS_PER_SOURCE))]
     pub max_connections_per_source: u64,
     /// Offer the SHA-256 digest challenge above the MD5 one (RFC 8760 order; some phones read
     /// only the first challenge and need MD5 there).
@@ -103,19 +130,74 @@ pub struct ServeArgs {
     /// serves them.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_digest_algorithm)]
     pub digest_algorithms: Vec<sip::digest::Algorithm>,
+    /// Shortest registration accepted, in seconds; shorter requests get 423 Interval Too Brief.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(limits::EXPIRES))]
+    pub min_expires: u64,
+    /// Longest registration granted, in seconds; longer requests are cut down to it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(limits::EXPIRES))]
+    pub max_expires: u64,
+    /// Registration granted when the REGISTER asks for no particular interval, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(limits::EXPIRES))]
+    pub default_expires: u64,
+    /// How long a digest nonce is good for before a phone is asked again (stale=true).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(limits::NONCE_LIFETIME))]
+    pub nonce_lifetime: u64,
     /// An unanswered call ends with 480 after this many seconds of ringing.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(limits::RING_TIMEOUT))]
     pub ring_timeout: u64,
     /// Timer C (RFC 3261 §16.6): a branch silent for this many seconds is cancelled (408).
-    #[arg(long, value_name = "SECONDS", default_value_t = 180, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 180, value_parser = clap::value_parser!(u64).range(limits::TIMER_C))]
     pub timer_c: u64,
     /// UDP sockets (each with its own receive thread) per listen address, spread over by the
     /// kernel per source address and port (SO_REUSEPORT); 0 = one per core but one.
-    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(limits::UDP_SOCKETS))]
     pub udp_sockets: u64,
     /// Largest SIP message accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
+    #[arg(long, value_name = "BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(u64).range(limits::MAX_MESSAGE_SIZE))]
     pub max_message_size: u64,
+    /// Keep no SIP trace (no ladders in the console, no pcap export, nothing sent over HEP).
+    #[arg(long)]
+    pub no_trace: bool,
+    /// SIP messages kept in the trace ring (the oldest go first).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(limits::TRACE_CAPACITY))]
+    pub trace_capacity: u64,
+    /// A Homer collector (HEP3 over UDP) that receives a copy of every SIP message.
+    #[arg(long, value_name = "ADDR")]
+    pub hep_collector: Option<SocketAddr>,
+    /// Capture agent id put in HEP3 packets.
+    #[arg(long, value_name = "N", default_value_t = 2001, value_parser = clap::value_parser!(u64).range(limits::HEP_AGENT_ID))]
+    pub hep_agent_id: u64,
+    /// Log lines as text or as one JSON object per line (on stderr).
+    #[arg(long, value_name = "text|json", default_value = "text", value_parser = parse_log_format)]
+    pub log_format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `server=debug,info`; SWITCHBOARD_LOG wins over it.
+    #[arg(long, value_name = "FILTER", default_value = "info", value_parser = parse_log_filter)]
+    pub log_level: String,
+}
+
+/// A value that must not reach logs or `Debug` output (the admin API token).
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl TryFrom<String> for Secret {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Secret, String> {
+        parse_token(&s)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,17 +229,39 @@ pub enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Add or update subscribers from a CSV file of `ext,password` rows (an optional
+    /// `ext,password` header; blank lines and lines starting with # are skipped).
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
-/// `LO-HI` with 1024 <= LO < HI.
-fn parse_digest_algorithm(s: &str) -> Result<sip::digest::Algorithm, String> {
-    match sip::digest::Algorithm::parse(s.trim()) {
-        Some(a @ (sip::digest::Algorithm::Md5 | sip::digest::Algorithm::Sha256)) => Ok(a),
-        _ => Err(format!("{s:?}: the server challenges with MD5 or SHA-256")),
+/// A host name or address literal usable as SIP domain and digest realm.
+pub fn parse_domain(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'[' | b']'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a host name such as example.com (letters, digits, - . _ : [ ])".into())
     }
 }
 
-fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+/// `MD5` or `SHA-256` (the algorithms the server challenges with).
+pub fn parse_digest_algorithm(s: &str) -> Result<sip::digest::Algorithm, String> {
+    match sip::digest::Algorithm::parse(s.trim()) {
+        Some(a @ (sip::digest::Algorithm::Md5 | sip::digest::Algorithm::Sha256)) => Ok(a),
+        _ => Err("the server challenges with MD5 or SHA-256".into()),
+    }
+}
+
+/// `LO-HI` with 1024 <= LO < HI.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (lo, hi) = s.split_once('-').ok_or("expected LO-HI, e.g. 10000-20000")?;
     let lo: u16 = lo.trim().parse().map_err(|_| format!("bad port {lo:?}"))?;
     let hi: u16 = hi.trim().parse().map_err(|_| format!("bad port {hi:?}"))?;
@@ -168,6 +272,58 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
         return Err("LO must be below HI".into());
     }
     Ok((lo, hi))
+}
+
+/// An SDP encoding name (a token, RFC 8866 §9), optionally with a clock rate: `PCMU`,
+/// `opus/48000`, `telephone-event`.
+pub fn parse_codec(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let (name, clock) = match s.split_once('/') {
+        Some((name, clock)) => (name, Some(clock)),
+        None => (s, None),
+    };
+    let token = |c: char| c.is_ascii_alphanumeric() || "-!#$%&'*+.^_`{|}~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err("expected a codec name such as PCMU, opus or telephone-event".into());
+    }
+    if let Some(clock) = clock
+        && (clock.is_empty() || !clock.bytes().all(|b| b.is_ascii_digit()) || clock.len() > 9)
+    {
+        return Err(format!(
+            "bad clock rate {clock:?} (expected NAME/RATE, e.g. opus/48000)"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// `text` or `json`.
+pub fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected text or json".into()),
+    }
+}
+
+/// A tracing filter as `EnvFilter` reads it (`info`, `server=debug,warn`).
+pub fn parse_log_filter(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("expected a level or filter such as info, debug or server=debug,info".into());
+    }
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.trim().to_owned())
+        .map_err(|e| format!("not a log filter: {e}"))
+}
+
+/// A bearer token: printable ASCII without spaces (e.g. `openssl rand -hex 32`).
+pub fn parse_token(s: &str) -> Result<Secret, String> {
+    if s.is_empty() {
+        return Err("the token is empty".into());
+    }
+    if !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the token must be printable ASCII without spaces".into());
+    }
+    Ok(Secret(s.to_owned()))
 }
 
 #[cfg(test)]

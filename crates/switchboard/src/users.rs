@@ -1,8 +1,12 @@
-//! `switchboard user add|passwd|remove|list`: provisions subscribers in the store a server uses
-//! (the same `--data-dir`/`--store-subscribers` and `--domain` as `serve`). Works whether or not
-//! a server runs on the same store: the embedded store is SQLite in WAL mode.
+//! `switchboard user add|passwd|remove|list|import`: provisions subscribers in the store a server
+//! uses (the same `--data-dir`/`--store-subscribers` and `--domain` as `serve`). Works whether or
+//! not a server runs on the same store: the embedded store is SQLite in WAL mode. `import` reads a
+//! CSV of `ext,password` rows, shows its progress on stderr and never prints a password.
 
+use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use store::{SqliteStore, StoreError, Subscriber, SubscriberStore};
 
@@ -31,6 +35,7 @@ pub fn run(cmd: UserCommand) -> ExitCode {
         UserCommand::Passwd { store, .. } => ("user passwd", store),
         UserCommand::Remove { store, .. } => ("user remove", store),
         UserCommand::List { store } => ("user list", store),
+        UserCommand::Import { store, .. } => ("user import", store),
     };
     let store = match open(args) {
         Ok(s) => s,
@@ -44,6 +49,9 @@ pub fn run(cmd: UserCommand) -> ExitCode {
         }
     };
     let domain = domain(args);
+    if let UserCommand::Import { file, .. } = &cmd {
+        return import(&store, &domain, file);
+    }
     let result: Result<String, (String, StoreError)> = match &cmd {
         UserCommand::Add { ext, password, .. } => Subscriber::new(ext, &domain, password)
             .and_then(|s| store.add(&s))
@@ -66,6 +74,7 @@ pub fn run(cmd: UserCommand) -> ExitCode {
                     .join("\n")
             })
             .map_err(|e| (domain.clone(), e)),
+        UserCommand::Import { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(text) => {
@@ -78,5 +87,288 @@ pub fn run(cmd: UserCommand) -> ExitCode {
             eprintln!("switchboard: {what} {who}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What an import did, row by row.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct ImportCounts {
+    added: u64,
+    updated: u64,
+    /// Rows whose password the user has already.
+    unchanged: u64,
+    /// Bad rows, reported with their line number.
+    skipped: u64,
+}
+
+impl ImportCounts {
+    fn imported(&self) -> u64 {
+        self.added + self.updated + self.unchanged
+    }
+}
+
+/// Progress on stderr: one updating line on a terminal, else a line every `LINE_EVERY` users.
+struct Progress {
+    terminal: bool,
+    /// Whether an updating line is on screen (to be cleared before other output).
+    showing: bool,
+    last_drawn: Instant,
+}
+
+impl Progress {
+    const LINE_EVERY: u64 = 1000;
+    const REDRAW: Duration = Duration::from_millis(100);
+
+    fn new() -> Progress {
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+            showing: false,
+            last_drawn: Instant::now(),
+        }
+    }
+
+    /// After each imported row; `read` is the share of the file read so far, in percent.
+    fn row_done(&mut self, counts: &ImportCounts, read: u64) {
+        let done = counts.imported();
+        let mut err = std::io::stderr().lock();
+        if self.terminal {
+            if self.last_drawn.elapsed() >= Self::REDRAW {
+                let skipped = counts.skipped;
+                let _ = write!(
+                    err,
+                    "\r\x1b[2Kimported {done} users ({skipped} skipped), {read}% of the file"
+                );
+                let _ = err.flush();
+                self.showing = true;
+                self.last_drawn = Instant::now();
+            }
+        } else if done > 0 && done.is_multiple_of(Self::LINE_EVERY) {
+            let _ = writeln!(err, "imported {done} users");
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.showing {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+            self.showing = false;
+        }
+    }
+
+    fn report(&mut self, line: u64, why: &str) {
+        self.clear();
+        eprintln!("switchboard: user import: line {line}: {why}; skipped");
+    }
+}
+
+/// The header row `import` accepts and skips.
+fn is_header(record: &csv::StringRecord) -> bool {
+    record.len() == 2 && record[0].eq_ignore_ascii_case("ext") && record[1].eq_ignore_ascii_case("password")
+}
+
+/// Line numbers of CSV records: the csv crate places a record that follows blank or comment lines
+/// at the first of them, so the record's own line is found from its start in the text.
+struct Lines<'a> {
+    text: &'a [u8],
+    pos: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a [u8]) -> Lines<'a> {
+        Lines { text, pos: 0, line: 1 }
+    }
+
+    /// The line of the first byte at or after `start` (a line start) that is not on a blank or
+    /// comment line.
+    fn of_record_at(&mut self, start: usize) -> u64 {
+        let mut at = start.min(self.text.len());
+        while at < self.text.len() {
+            match self.text[at] {
+                b'\n' | b'\r' => at += 1,
+                b'#' => {
+                    at = self.text[at..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(self.text.len(), |nl| at + nl + 1)
+                }
+                _ => break,
+            }
+        }
+        if at >= self.pos {
+            self.line += self.text[self.pos..at].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.pos = at;
+        }
+        self.line
+    }
+}
+
+/// `user import FILE`: adds the users of `file` that are new, changes the password of those that
+/// exist. Bad rows are reported with their line number and skipped; the status is then 1.
+fn import(store: &impl SubscriberStore, domain: &str, file: &Path) -> ExitCode {
+    let started = Instant::now();
+    let text = match std::fs::read(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("switchboard: user import: {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .comment(Some(b'#'))
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_slice());
+    let mut lines = Lines::new(&text);
+    let mut counts = ImportCounts::default();
+    let mut progress = Progress::new();
+    let mut first_row = true;
+    let mut record = csv::StringRecord::new();
+    loop {
+        let start = csv.position().byte() as usize;
+        match csv.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let start = e.position().map_or(start, |p| p.byte() as usize);
+                counts.skipped += 1;
+                progress.report(lines.of_record_at(start), "not a CSV row of text (ext,password)");
+                continue;
+            }
+        }
+        let line = lines.of_record_at(record.position().map_or(start, |p| p.byte() as usize));
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        if std::mem::take(&mut first_row) && is_header(&record) {
+            continue;
+        }
+        if record.len() != 2 {
+            counts.skipped += 1;
+            let why = format!("expected 2 fields (ext,password), found {}", record.len());
+            progress.report(line, &why);
+            continue;
+        }
+        match import_one(store, &record[0], domain, &record[1]) {
+            Ok(Imported::Added) => counts.added += 1,
+            Ok(Imported::Updated) => counts.updated += 1,
+            Ok(Imported::Unchanged) => counts.unchanged += 1,
+            Err(e @ StoreError::Backend(_)) => {
+                progress.clear();
+                eprintln!("switchboard: user import: line {line}: {e}; stopped");
+                print_summary(&counts, started);
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                counts.skipped += 1;
+                progress.report(line, &e.to_string());
+                continue;
+            }
+        }
+        let read = csv.position().byte() * 100 / (text.len() as u64).max(1);
+        progress.row_done(&counts, read);
+    }
+    progress.clear();
+    print_summary(&counts, started);
+    if counts.skipped > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_summary(counts: &ImportCounts, started: Instant) {
+    println!(
+        "imported {} users ({} added, {} updated, {} unchanged, {} skipped) in {:.1} s",
+        counts.imported(),
+        counts.added,
+        counts.updated,
+        counts.unchanged,
+        counts.skipped,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+enum Imported {
+    Added,
+    Updated,
+    Unchanged,
+}
+
+fn import_one(store: &impl SubscriberStore, ext: &str, domain: &str, password: &str) -> Result<Imported, StoreError> {
+    let subscriber = Subscriber::new(ext, domain, password)?;
+    match store.get(&subscriber.user, &subscriber.domain)? {
+        Some(existing) if existing == subscriber => Ok(Imported::Unchanged),
+        Some(_) => store.update(&subscriber).map(|()| Imported::Updated),
+        None => match store.add(&subscriber) {
+            Ok(()) => Ok(Imported::Added),
+            // Added by someone else since the lookup: the file's password wins.
+            Err(StoreError::Exists) => store.update(&subscriber).map(|()| Imported::Updated),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("switchboard-users-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn import_adds_updates_and_skips_bad_rows() {
+        let dir = temp_dir("import");
+        let store = SqliteStore::open_in(&dir).expect("store");
+        store
+            .add(&Subscriber::new("1001", "example.com", "old").expect("valid"))
+            .expect("add");
+        store
+            .add(&Subscriber::new("1002", "example.com", "same").expect("valid"))
+            .expect("add");
+        let csv = dir.join("users.csv");
+        std::fs::write(
+            &csv,
+            "ext,password\n# a comment\n1000,pw-1000\n\n1001,new\n1002,same\nno spaces,x\n1003\n1004, spaced \n1005,\n",
+        )
+        .expect("write");
+        assert_eq!(import(&store, "example.com", &csv), ExitCode::FAILURE);
+        let users: Vec<String> = store
+            .list(Some("example.com"))
+            .expect("list")
+            .into_iter()
+            .map(|s| s.user)
+            .collect();
+        assert_eq!(users, ["1000", "1001", "1002", "1004"]);
+        let changed = store.get("1001", "example.com").expect("get").expect("there");
+        assert_eq!(changed, Subscriber::new("1001", "example.com", "new").expect("valid"));
+        let trimmed = store.get("1004", "example.com").expect("get").expect("there");
+        assert_eq!(
+            trimmed,
+            Subscriber::new("1004", "example.com", "spaced").expect("valid")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn record_lines_skip_blank_and_comment_lines() {
+        let text = b"a,b\n\n# note\n\r\nc,d\ne,f";
+        let mut lines = Lines::new(text);
+        assert_eq!(lines.of_record_at(0), 1);
+        assert_eq!(lines.of_record_at(4), 5);
+        assert_eq!(lines.of_record_at(text.len() - 3), 6);
+    }
+
+    #[test]
+    fn only_a_first_row_is_a_header() {
+        let header = csv::StringRecord::from(vec!["Ext", "Password"]);
+        assert!(is_header(&header));
+        assert!(!is_header(&csv::StringRecord::from(vec!["1000", "password"])));
     }
 }
