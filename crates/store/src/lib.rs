@@ -15,7 +15,7 @@ mod subscribers;
 pub use location::{BatchWriter, Binding, GroupCommitter, LocationStore, Write};
 pub use records::{CallRecord, Disposition, LegMedia, RecordKey, RecordStore, RecordWriter};
 pub use sqlite::{SqliteBatchWriter, SqliteStore};
-pub use subscribers::{StoreError, Subscriber, SubscriberCache, SubscriberStore};
+pub use subscribers::{Put, StoreError, Subscriber, SubscriberCache, SubscriberStore};
 
 /// The file of the embedded store inside a data directory.
 pub const DB_FILE: &str = "switchboard.db";

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::location::{BatchWriter, Binding, LocationStore};
 use crate::records::{CallRecord, Disposition, LegMedia, RecordKey, RecordStore};
-use crate::subscribers::{StoreError, Subscriber, SubscriberStore};
+use crate::subscribers::{Put, StoreError, Subscriber, SubscriberStore};
 
 /// Schema versions, applied in order; each runs once, inside a transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -254,6 +254,56 @@ impl SubscriberStore for SqliteStore {
                 .query_row([], |r| r.get::<_, i64>(0))
                 .map(|v| v as u64)
                 .map_err(backend)
+        })
+    }
+
+    /// One transaction (one fsync) for the whole slice.
+    fn put_many(&self, subscribers: &[Subscriber]) -> Result<Vec<Put>, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(backend)?;
+            let t = now();
+            let mut done = Vec::with_capacity(subscribers.len());
+            {
+                let mut get = tx
+                    .prepare_cached(
+                        "SELECT domain, user, ha1_md5, ha1_sha256 FROM subscribers WHERE domain = ?1 AND user = ?2",
+                    )
+                    .map_err(backend)?;
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO subscribers (domain, user, ha1_md5, ha1_sha256, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    )
+                    .map_err(backend)?;
+                let mut update = tx
+                    .prepare_cached(
+                        "UPDATE subscribers SET ha1_md5 = ?3, ha1_sha256 = ?4, updated_at = ?5 WHERE domain = ?1 AND user = ?2",
+                    )
+                    .map_err(backend)?;
+                for s in subscribers {
+                    let existing = get
+                        .query_row(params![s.domain, s.user], row_to_subscriber)
+                        .optional()
+                        .map_err(backend)?;
+                    done.push(match existing {
+                        Some(e) if e == *s => Put::Unchanged,
+                        Some(_) => {
+                            update
+                                .execute(params![s.domain, s.user, s.ha1_md5, s.ha1_sha256, t])
+                                .map_err(backend)?;
+                            Put::Updated
+                        }
+                        None => {
+                            insert
+                                .execute(params![s.domain, s.user, s.ha1_md5, s.ha1_sha256, t])
+                                .map_err(backend)?;
+                            Put::Added
+                        }
+                    });
+                }
+            }
+            tx.commit().map_err(backend)?;
+            Ok(done)
         })
     }
 

@@ -117,6 +117,32 @@ pub trait SubscriberStore: Send + Sync {
     /// A number that changes whenever a subscriber may have changed, by any process: what
     /// [`SubscriberCache`] checks before trusting what it holds.
     fn generation(&self) -> Result<u64, StoreError>;
+
+    /// Adds each subscriber that is new and replaces the HA1 values of those that differ, in
+    /// one durable write where the backend allows (a bulk import pays one commit, not one per
+    /// user). Returns what happened to each, in order.
+    fn put_many(&self, subscribers: &[Subscriber]) -> Result<Vec<Put>, StoreError> {
+        subscribers
+            .iter()
+            .map(|s| match self.get(&s.user, &s.domain)? {
+                Some(existing) if existing == *s => Ok(Put::Unchanged),
+                Some(_) => self.update(s).map(|()| Put::Updated),
+                None => match self.add(s) {
+                    Ok(()) => Ok(Put::Added),
+                    Err(StoreError::Exists) => self.update(s).map(|()| Put::Updated),
+                    Err(e) => Err(e),
+                },
+            })
+            .collect()
+    }
+}
+
+/// What [`SubscriberStore::put_many`] did with one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Added,
+    Updated,
+    Unchanged,
 }
 
 /// Subscribers in memory in front of a store: lookups on the authentication path cost a hash

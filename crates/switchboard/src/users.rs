@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use store::{SqliteStore, StoreError, Subscriber, SubscriberStore};
+use store::{Put, SqliteStore, StoreError, Subscriber, SubscriberStore};
 
 use crate::cli::{StoreArgs, UserCommand};
 
@@ -113,6 +113,8 @@ struct Progress {
     /// Whether an updating line is on screen (to be cleared before other output).
     showing: bool,
     last_drawn: Instant,
+    /// Lines printed so far when not on a terminal.
+    lines_printed: u64,
 }
 
 impl Progress {
@@ -121,6 +123,7 @@ impl Progress {
 
     fn new() -> Progress {
         Progress {
+            lines_printed: 0,
             terminal: std::io::stderr().is_terminal(),
             showing: false,
             last_drawn: Instant::now(),
@@ -142,8 +145,10 @@ impl Progress {
                 self.showing = true;
                 self.last_drawn = Instant::now();
             }
-        } else if done > 0 && done.is_multiple_of(Self::LINE_EVERY) {
-            let _ = writeln!(err, "imported {done} users");
+        } else if done / Self::LINE_EVERY > self.lines_printed {
+            // Counts move a batch at a time: one line per multiple passed.
+            self.lines_printed = done / Self::LINE_EVERY;
+            let _ = writeln!(err, "imported {} users", self.lines_printed * Self::LINE_EVERY);
         }
     }
 
@@ -226,6 +231,7 @@ fn import(store: &impl SubscriberStore, domain: &str, file: &Path) -> ExitCode {
     let mut progress = Progress::new();
     let mut first_row = true;
     let mut record = csv::StringRecord::new();
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
     loop {
         let start = csv.position().byte() as usize;
         match csv.read_record(&mut record) {
@@ -251,24 +257,30 @@ fn import(store: &impl SubscriberStore, domain: &str, file: &Path) -> ExitCode {
             progress.report(line, &why);
             continue;
         }
-        match import_one(store, &record[0], domain, &record[1]) {
-            Ok(Imported::Added) => counts.added += 1,
-            Ok(Imported::Updated) => counts.updated += 1,
-            Ok(Imported::Unchanged) => counts.unchanged += 1,
-            Err(e @ StoreError::Backend(_)) => {
-                progress.clear();
-                eprintln!("switchboard: user import: line {line}: {e}; stopped");
-                print_summary(&counts, started);
-                return ExitCode::FAILURE;
-            }
+        match Subscriber::new(&record[0], domain, &record[1]) {
+            Ok(subscriber) => batch.push(subscriber),
             Err(e) => {
                 counts.skipped += 1;
                 progress.report(line, &e.to_string());
                 continue;
             }
         }
+        if batch.len() >= IMPORT_BATCH
+            && let Err(e) = flush(store, &mut batch, &mut counts)
+        {
+            progress.clear();
+            eprintln!("switchboard: user import: up to line {line}: {e}; stopped");
+            print_summary(&counts, started);
+            return ExitCode::FAILURE;
+        }
         let read = csv.position().byte() * 100 / (text.len() as u64).max(1);
         progress.row_done(&counts, read);
+    }
+    if let Err(e) = flush(store, &mut batch, &mut counts) {
+        progress.clear();
+        eprintln!("switchboard: user import: {e}; stopped");
+        print_summary(&counts, started);
+        return ExitCode::FAILURE;
     }
     progress.clear();
     print_summary(&counts, started);
@@ -291,24 +303,27 @@ fn print_summary(counts: &ImportCounts, started: Instant) {
     );
 }
 
-enum Imported {
-    Added,
-    Updated,
-    Unchanged,
-}
+/// Rows written per store transaction: one commit (fsync) per batch instead of per user.
+const IMPORT_BATCH: usize = 500;
 
-fn import_one(store: &impl SubscriberStore, ext: &str, domain: &str, password: &str) -> Result<Imported, StoreError> {
-    let subscriber = Subscriber::new(ext, domain, password)?;
-    match store.get(&subscriber.user, &subscriber.domain)? {
-        Some(existing) if existing == subscriber => Ok(Imported::Unchanged),
-        Some(_) => store.update(&subscriber).map(|()| Imported::Updated),
-        None => match store.add(&subscriber) {
-            Ok(()) => Ok(Imported::Added),
-            // Added by someone else since the lookup: the file's password wins.
-            Err(StoreError::Exists) => store.update(&subscriber).map(|()| Imported::Updated),
-            Err(e) => Err(e),
-        },
+/// Writes the rows read so far.
+fn flush(
+    store: &impl SubscriberStore,
+    batch: &mut Vec<Subscriber>,
+    counts: &mut ImportCounts,
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
     }
+    for put in store.put_many(batch)? {
+        match put {
+            Put::Added => counts.added += 1,
+            Put::Updated => counts.updated += 1,
+            Put::Unchanged => counts.unchanged += 1,
+        }
+    }
+    batch.clear();
+    Ok(())
 }
 
 #[cfg(test)]

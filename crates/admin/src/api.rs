@@ -1,0 +1,145 @@
+//! The handlers of the admin API that map straight onto the running server ([`server::Control`])
+//! or the subscriber store: health, users, registrations, active calls, metrics, the OpenAPI
+//! document. Call records are in `records.rs`, the SIP trace in `trace.rs`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use store::{Subscriber, SubscriberStore};
+
+use crate::{ApiError, AppState, blocking};
+
+/// Parses a JSON request body; a bad one is a 400 with `{"error": ...}` (axum's own `Json`
+/// extractor answers in plain text).
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+pub(crate) async fn health(State(app): State<AppState>) -> Json<server::control::Health> {
+    Json(app.control.health())
+}
+
+pub(crate) async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI).into_response()
+}
+
+pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.control.metrics(),
+    )
+        .into_response()
+}
+
+/// A subscriber as the API shows it: never a password or HA1.
+#[derive(Debug, Serialize)]
+pub(crate) struct UserView {
+    ext: String,
+    domain: String,
+}
+
+impl From<&Subscriber> for UserView {
+    fn from(s: &Subscriber) -> UserView {
+        UserView {
+            ext: s.user.clone(),
+            domain: s.domain.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    ext: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+pub(crate) async fn list_users(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let domain = app.control.domain().to_ascii_lowercase();
+    let users = blocking(&app, move |s| s.list(Some(&domain))).await?;
+    let users: Vec<UserView> = users.iter().map(UserView::from).collect();
+    Ok(Json(json!({ "users": users })))
+}
+
+pub(crate) async fn add_user(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let new: NewUser = parse_body(&body)?;
+    let subscriber = Subscriber::new(&new.ext, app.control.domain(), &new.password)?;
+    let view = UserView::from(&subscriber);
+    blocking(&app, move |s| s.add(&subscriber)).await?;
+    tracing::info!(user = %view.ext, "user added through the admin API");
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+pub(crate) async fn set_password(
+    State(app): State<AppState>,
+    Path(ext): Path<String>,
+    body: Bytes,
+) -> Result<Json<UserView>, ApiError> {
+    let new: NewPassword = parse_body(&body)?;
+    let subscriber = Subscriber::new(&ext, app.control.domain(), &new.password)?;
+    let view = UserView::from(&subscriber);
+    blocking(&app, move |s| s.update(&subscriber)).await?;
+    tracing::info!(user = %view.ext, "password changed through the admin API");
+    Ok(Json(view))
+}
+
+pub(crate) async fn remove_user(State(app): State<AppState>, Path(ext): Path<String>) -> Result<StatusCode, ApiError> {
+    let domain = app.control.domain().to_owned();
+    let user = ext.clone();
+    blocking(&app, move |s| s.remove(&user, &domain)).await?;
+    tracing::info!(user = %ext, "user removed through the admin API");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UserFilter {
+    user: Option<String>,
+}
+
+pub(crate) async fn registrations(
+    State(app): State<AppState>,
+    filter: Result<Query<UserFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(filter) = filter.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let user = filter.user.filter(|u| !u.is_empty());
+    let list = app.control.registrations(user.as_deref());
+    Ok(Json(json!({ "registrations": list })))
+}
+
+pub(crate) async fn remove_registration(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    match app.control.remove_registration(&id).await {
+        Ok(true) => {
+            tracing::info!(registration = %id, "registration removed through the admin API");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(false) => Err(ApiError::not_found("no such registration")),
+        Err(e) => Err(ApiError::internal(format!("the registration was not removed: {e}"))),
+    }
+}
+
+pub(crate) async fn calls(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "calls": app.control.calls() }))
+}
+
+pub(crate) async fn hang_up(State(app): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if app.control.hang_up(&id) {
+        tracing::info!(call_id = %id, "call hung up through the admin API");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("no such call"))
+    }
+}
