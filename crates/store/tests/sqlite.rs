@@ -177,3 +177,26 @@ fn the_subscriber_generation_moves_only_with_subscribers() {
     cli.remove("1000", "example.com").expect("remove");
     assert!(g2 != g1 && store.generation().expect("generation") != g2);
 }
+
+#[test]
+fn put_many_adds_updates_and_leaves_unchanged_in_one_go() {
+    let dir = Dir::new("put-many");
+    let store = SqliteStore::open_in(&dir.0).expect("store");
+    let sub = |u: &str, pw: &str| Subscriber::new(u, "example.com", pw).expect("valid");
+    store.add(&sub("1001", "old")).expect("add");
+    store.add(&sub("1002", "same")).expect("add");
+    let before = store.generation().expect("generation");
+    let done = store
+        .put_many(&[sub("1001", "new"), sub("1002", "same"), sub("1003", "fresh")])
+        .expect("put");
+    assert_eq!(done, [store::Put::Updated, store::Put::Unchanged, store::Put::Added]);
+    assert_eq!(store.get("1001", "example.com").expect("get"), Some(sub("1001", "new")));
+    assert_eq!(
+        store.get("1003", "example.com").expect("get"),
+        Some(sub("1003", "fresh"))
+    );
+    assert!(
+        store.generation().expect("generation") > before,
+        "a running server notices"
+    );
+}
