@@ -18,6 +18,8 @@ pub struct Server {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
     pub tls: Option<SocketAddr>,
+    /// The admin API, metrics and console (the `http ADDR` line).
+    pub http: Option<SocketAddr>,
     pub dir: TempDir,
     pub stdout: Vec<String>,
 }
@@ -84,10 +86,10 @@ impl Server {
             }
         });
         let mut lines = Vec::new();
-        let (mut udp, mut tcp, mut tls) = (None, None, None);
+        let (mut udp, mut tcp, mut tls, mut http) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline
-            && (udp.is_none() || tcp.is_none() || (extra.contains(&"--tls-listen") && tls.is_none()))
+            && (udp.is_none() || tcp.is_none() || http.is_none() || (extra.contains(&"--tls-listen") && tls.is_none()))
         {
             let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -100,6 +102,7 @@ impl Server {
                 (Some("sip"), Some("udp"), Some(a)) => udp = a.parse().ok(),
                 (Some("sip"), Some("tcp"), Some(a)) => tcp = a.parse().ok(),
                 (Some("sip"), Some("tls"), Some(a)) => tls = a.parse().ok(),
+                (Some("http"), Some(a), None) => http = a.parse().ok(),
                 _ => {}
             }
             lines.push(line);
@@ -111,6 +114,7 @@ impl Server {
             udp: udp.unwrap_or_else(|| panic!("no udp listener printed: {lines:?}")),
             tcp: tcp.unwrap_or_else(|| panic!("no tcp listener printed: {lines:?}")),
             tls,
+            http,
             dir,
             stdout: lines,
         }
@@ -144,6 +148,73 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `GET path` over HTTP/1.1: the status and the body as text.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, body) = http_request(addr, "GET", path, None, None);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One blocking HTTP/1.1 request on a fresh connection (`Connection: close`), with an optional
+/// JSON body and bearer token: the status and the body (chunked bodies decoded).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP server");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req += &format!("Authorization: Bearer {t}\r\n");
+    }
+    match body {
+        Some(b) => {
+            req += &format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            )
+        }
+        None => req += "Content-Length: 0\r\n\r\n",
+    }
+    s.write_all(req.as_bytes()).expect("send the HTTP request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read the HTTP response");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head}"));
+    let chunked = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("transfer-encoding") && v.trim().eq_ignore_ascii_case("chunked")
+        })
+    });
+    let mut body = raw.split_off(end + 4);
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = body.as_slice();
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = String::from_utf8_lossy(&rest[..eol]);
+            let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+            if size == 0 || rest.len() < eol + 2 + size {
+                break;
+            }
+            out.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = rest.get(eol + 4 + size..).unwrap_or_default();
+        }
+        body = out;
+    }
+    (status, body)
 }
 
 /// An OPTIONS request from `local` (Via sent-by) with the given branch.
