@@ -75,12 +75,17 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // The group's id is chromedriver's pid (process_group(0)).
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.child.id()))
-            .stderr(Stdio::null())
-            .status();
+        // chromedriver leads its own group (process_group(0)), so the group's id is its pid; the
+        // signal goes through libc, not /usr/bin/kill: procps-ng 4.0.2 reads `kill -KILL -19300`
+        // as `kill(-1, SIGKILL)`, which kills every process the user owns.
+        if let Ok(pgid) = libc::pid_t::try_from(self.child.id())
+            && pgid > 1
+        {
+            // SAFETY: killpg only sends a signal; the group is the one chromedriver leads.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
