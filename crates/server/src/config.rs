@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The SIP trace ring (console ladders, pcap export, HEP).
     pub trace: TraceSettings,
+    /// Brute-force bans, flood limits and overload shedding.
+    pub guard: GuardSettings,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +78,7 @@ impl Default for ServerConfig {
             media: Some(MediaSettings::default()),
             shutdown_grace: Duration::from_secs(5),
             trace: TraceSettings::default(),
+            guard: GuardSettings::default(),
         }
     }
 }
@@ -125,6 +128,56 @@ impl Default for TraceSettings {
             capacity: 10_000,
             hep_collector: None,
             hep_agent_id: 2001,
+        }
+    }
+}
+
+/// Defences against scanners, password guessing and floods (see `crate::guard`).
+#[derive(Debug, Clone)]
+pub struct GuardSettings {
+    /// Failed authentications from one IP address within `ban_window` that get it banned
+    /// (0: never).
+    pub ban_after_ip_failures: u32,
+    /// Failed authentications for one user (from anywhere) within `ban_window` that get the
+    /// sources trying it banned (0: never).
+    pub ban_after_user_failures: u32,
+    pub ban_window: Duration,
+    /// How long a ban lasts.
+    pub ban_time: Duration,
+    /// Addresses never banned nor rate-limited (CIDR), e.g. an office's own network.
+    pub trusted_networks: Vec<String>,
+    /// Requests per second one source IP may send on average (0: no limit), and the burst
+    /// above it.
+    pub source_rate: u32,
+    pub source_burst: u32,
+    /// When a request has waited this long in the receive queue, the server is overloaded:
+    /// new out-of-dialog requests get 503 + Retry-After (zero: never shed).
+    pub overload_queue_delay: Duration,
+    /// The Retry-After of those 503s, in seconds.
+    pub retry_after: u32,
+    /// Most calls one user may have in progress (0: no limit).
+    pub max_calls_per_user: u32,
+    /// User-Agent substrings whose requests are dropped unanswered (scanners), case-insensitive.
+    pub blocked_user_agents: Vec<String>,
+}
+
+impl Default for GuardSettings {
+    fn default() -> Self {
+        GuardSettings {
+            ban_after_ip_failures: 20,
+            ban_after_user_failures: 50,
+            ban_window: Duration::from_secs(300),
+            ban_time: Duration::from_secs(3600),
+            trusted_networks: Vec::new(),
+            source_rate: 1000,
+            source_burst: 2000,
+            overload_queue_delay: Duration::from_millis(50),
+            retry_after: 5,
+            max_calls_per_user: 10,
+            blocked_user_agents: ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "VaxSIPUserAgent", "iWar", "sundayddr"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod config;
 pub mod control;
 pub mod dispatch;
 pub mod engine;
+pub mod guard;
 pub mod metrics;
 pub mod proxy;
 pub mod registrar;
@@ -35,7 +36,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use config::{MediaSettings, ServerConfig, TraceSettings};
+pub use config::{GuardSettings, MediaSettings, ServerConfig, TraceSettings};
 pub use control::Control;
 use transport::{Shared, stream, tls, udp};
 

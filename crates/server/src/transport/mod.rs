@@ -49,6 +49,8 @@ pub struct Shared {
     epoch: Instant,
     pub stats: Stats,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Bans, flood limits and overload shedding.
+    pub guard: crate::guard::Guard,
     /// The media relay, for its gauges.
     pub relay: Option<media::MediaRelay>,
     /// The SIP trace (and its HEP sender), when on.
@@ -117,6 +119,7 @@ impl Shared {
         });
         Arc::new(Shared {
             metrics: Arc::default(),
+            guard: crate::guard::Guard::new(&config.guard),
             relay,
             trace,
             local,

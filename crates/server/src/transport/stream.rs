@@ -44,6 +44,9 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option
                 continue;
             }
         };
+        if shared.guard.bans.is_banned(remote.ip(), std::time::Instant::now()) {
+            continue; // closed at once, nothing said
+        }
         let _ = socket.set_nodelay(true);
         let shared = shared.clone();
         match tls.clone() {
@@ -51,9 +54,16 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option
                 tokio::spawn(serve(shared, socket, remote, Transport::Tcp));
             }
             Some(acceptor) => {
+                // Half-open handshakes are capped per source: each costs a task and crypto.
+                let Some(slot) = shared.guard.flood.handshake_slot(remote.ip()) else {
+                    debug!(%remote, "too many TLS handshakes in progress from this address");
+                    continue;
+                };
                 tokio::spawn(async move {
                     let timeout = shared.config.tls_handshake_timeout;
-                    match tokio::time::timeout(timeout, acceptor.accept(socket)).await {
+                    let handshake = tokio::time::timeout(timeout, acceptor.accept(socket)).await;
+                    drop(slot);
+                    match handshake {
                         Ok(Ok(stream)) => serve(shared, stream, remote, Transport::Tls).await,
                         Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
                         Err(_) => debug!(%remote, "TLS handshake timed out"),
@@ -103,6 +113,8 @@ where
                 Ok(Some(Frame::KeepAlive)) => {
                     let _ = tx.try_send(bytes::Bytes::from_static(b"\r\n"));
                 }
+                Ok(Some(Frame::Message(_) | Frame::Invalid { .. }))
+                    if shared.guard.admit(remote.ip(), std::time::Instant::now()) == crate::guard::Admit::Drop => {}
                 Ok(Some(Frame::Message(m))) => {
                     // Freshly parsed, the message is its own bytes: a slice, not a copy (for the trace).
                     let raw = m.to_bytes();

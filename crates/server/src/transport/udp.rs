@@ -73,6 +73,9 @@ fn receive_loop(shared: &Shared, index: usize) {
                 continue;
             }
         };
+        if shared.guard.admit(source.ip(), std::time::Instant::now()) == crate::guard::Admit::Drop {
+            continue;
+        }
         let data = Bytes::copy_from_slice(&scratch[..n]);
         if data.iter().all(|&b| b == b'\r' || b == b'\n' || b == 0) {
             continue; // keep-alive
