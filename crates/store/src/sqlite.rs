@@ -89,6 +89,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE TRIGGER subscribers_removed AFTER DELETE ON subscribers
              BEGIN UPDATE counters SET value = value + 1 WHERE name = 'subscribers'; END;",
     ),
+    (
+        7,
+        "ALTER TABLE subscribers ADD COLUMN tls_only INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 impl SqliteStore {
@@ -185,12 +189,16 @@ impl SqliteStore {
     }
 }
 
+/// The columns [`row_to_subscriber`] reads, in its order.
+const SUBSCRIBER_COLUMNS: &str = "domain, user, ha1_md5, ha1_sha256, tls_only";
+
 fn row_to_subscriber(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscriber> {
     Ok(Subscriber {
         domain: r.get(0)?,
         user: r.get(1)?,
         ha1_md5: r.get(2)?,
         ha1_sha256: r.get(3)?,
+        tls_only: r.get(4)?,
     })
 }
 
@@ -200,9 +208,9 @@ impl SubscriberStore for SqliteStore {
             let t = now();
             let n = c
                 .execute(
-                    "INSERT INTO subscribers (domain, user, ha1_md5, ha1_sha256, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT DO NOTHING",
-                    params![s.domain, s.user, s.ha1_md5, s.ha1_sha256, t],
+                    "INSERT INTO subscribers (domain, user, ha1_md5, ha1_sha256, tls_only, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT DO NOTHING",
+                    params![s.domain, s.user, s.ha1_md5, s.ha1_sha256, s.tls_only, t],
                 )
                 .map_err(backend)?;
             if n == 0 { Err(StoreError::Exists) } else { Ok(()) }
@@ -215,6 +223,18 @@ impl SubscriberStore for SqliteStore {
                 .execute(
                     "UPDATE subscribers SET ha1_md5 = ?3, ha1_sha256 = ?4, updated_at = ?5 WHERE domain = ?1 AND user = ?2",
                     params![s.domain, s.user, s.ha1_md5, s.ha1_sha256, now()],
+                )
+                .map_err(backend)?;
+            if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        })
+    }
+
+    fn set_tls_only(&self, user: &str, domain: &str, tls_only: bool) -> Result<(), StoreError> {
+        self.with(|c| {
+            let n = c
+                .execute(
+                    "UPDATE subscribers SET tls_only = ?3, updated_at = ?4 WHERE domain = ?1 AND user = ?2",
+                    params![domain.to_ascii_lowercase(), user, tls_only, now()],
                 )
                 .map_err(backend)?;
             if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
@@ -235,9 +255,9 @@ impl SubscriberStore for SqliteStore {
 
     fn get(&self, user: &str, domain: &str) -> Result<Option<Subscriber>, StoreError> {
         self.with(|c| {
-            c.prepare_cached(
-                "SELECT domain, user, ha1_md5, ha1_sha256 FROM subscribers WHERE domain = ?1 AND user = ?2",
-            )
+            c.prepare_cached(&format!(
+                "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE domain = ?1 AND user = ?2"
+            ))
             .map_err(backend)?
             .query_row(params![domain.to_ascii_lowercase(), user], row_to_subscriber)
             .optional()
@@ -265,14 +285,14 @@ impl SubscriberStore for SqliteStore {
             let mut done = Vec::with_capacity(subscribers.len());
             {
                 let mut get = tx
-                    .prepare_cached(
-                        "SELECT domain, user, ha1_md5, ha1_sha256 FROM subscribers WHERE domain = ?1 AND user = ?2",
-                    )
+                    .prepare_cached(&format!(
+                        "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE domain = ?1 AND user = ?2"
+                    ))
                     .map_err(backend)?;
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT INTO subscribers (domain, user, ha1_md5, ha1_sha256, created_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                        "INSERT INTO subscribers (domain, user, ha1_md5, ha1_sha256, tls_only, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
                     )
                     .map_err(backend)?;
                 let mut update = tx
@@ -286,7 +306,7 @@ impl SubscriberStore for SqliteStore {
                         .optional()
                         .map_err(backend)?;
                     done.push(match existing {
-                        Some(e) if e == *s => Put::Unchanged,
+                        Some(e) if e.same_credentials(s) => Put::Unchanged,
                         Some(_) => {
                             update
                                 .execute(params![s.domain, s.user, s.ha1_md5, s.ha1_sha256, t])
@@ -295,7 +315,7 @@ impl SubscriberStore for SqliteStore {
                         }
                         None => {
                             insert
-                                .execute(params![s.domain, s.user, s.ha1_md5, s.ha1_sha256, t])
+                                .execute(params![s.domain, s.user, s.ha1_md5, s.ha1_sha256, s.tls_only, t])
                                 .map_err(backend)?;
                             Put::Added
                         }
@@ -310,10 +330,10 @@ impl SubscriberStore for SqliteStore {
     fn list(&self, domain: Option<&str>) -> Result<Vec<Subscriber>, StoreError> {
         self.with(|c| {
             let mut stmt = c
-                .prepare(
-                    "SELECT domain, user, ha1_md5, ha1_sha256 FROM subscribers
-                     WHERE ?1 IS NULL OR domain = ?1 ORDER BY domain, user",
-                )
+                .prepare(&format!(
+                    "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers
+                     WHERE ?1 IS NULL OR domain = ?1 ORDER BY domain, user"
+                ))
                 .map_err(backend)?;
             let rows = stmt
                 .query_map(params![domain.map(str::to_ascii_lowercase)], row_to_subscriber)
@@ -585,6 +605,39 @@ mod tests {
 
     fn ids(page: &[(RecordKey, CallRecord)]) -> Vec<&str> {
         page.iter().map(|(_, r)| r.call_id.as_str()).collect()
+    }
+
+    #[test]
+    fn subscribers_of_schema_6_come_through_migration_7_as_not_tls_only() {
+        let dir = std::env::temp_dir().join(format!("store-v6-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join(crate::DB_FILE);
+        {
+            // A file as a build of schema 6 left it.
+            let c = connect(&path).expect("connect");
+            c.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);",
+            )
+            .expect("table");
+            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 6) {
+                c.execute_batch(sql).expect("migration");
+                c.execute("INSERT INTO schema_migrations VALUES (?1, 0)", params![version])
+                    .expect("version");
+            }
+            let old = Subscriber::new("1000", "example.com", "pw").expect("valid");
+            c.execute(
+                "INSERT INTO subscribers VALUES (?1, ?2, ?3, ?4, 0, 0)",
+                params![old.domain, old.user, old.ha1_md5, old.ha1_sha256],
+            )
+            .expect("old row");
+        }
+        let store = SqliteStore::open(&path).expect("open and migrate");
+        assert_eq!(store.schema_version().expect("version"), 7);
+        let s = store.get("1000", "example.com").expect("get").expect("kept");
+        assert!(!s.tls_only);
+        assert!(s.same_credentials(&Subscriber::new("1000", "example.com", "pw").expect("valid")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

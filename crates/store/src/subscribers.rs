@@ -1,4 +1,5 @@
-//! Subscribers: a user (extension) in a domain, kept as digest HA1 values only.
+//! Subscribers: a user (extension) in a domain, kept as digest HA1 values only, with the flags
+//! that govern how the user may reach the server (`tls_only`).
 
 use std::fmt;
 
@@ -12,6 +13,10 @@ pub struct Subscriber {
     pub domain: String,
     pub ha1_md5: String,
     pub ha1_sha256: String,
+    /// The user registers and is reached over TLS only: a REGISTER or call from this user over
+    /// UDP/TCP is refused (403 after authentication), and calls to the user go to TLS bindings
+    /// only.
+    pub tls_only: bool,
 }
 
 impl fmt::Debug for Subscriber {
@@ -20,6 +25,7 @@ impl fmt::Debug for Subscriber {
         f.debug_struct("Subscriber")
             .field("user", &self.user)
             .field("domain", &self.domain)
+            .field("tls_only", &self.tls_only)
             .finish_non_exhaustive()
     }
 }
@@ -37,7 +43,23 @@ impl Subscriber {
             domain: domain.to_ascii_lowercase(),
             ha1_md5: ha1(Algorithm::Md5, user, &domain.to_ascii_lowercase(), password),
             ha1_sha256: ha1(Algorithm::Sha256, user, &domain.to_ascii_lowercase(), password),
+            tls_only: false,
         })
+    }
+
+    /// The same subscriber with the `tls_only` flag set to `on`.
+    pub fn with_tls_only(mut self, on: bool) -> Subscriber {
+        self.tls_only = on;
+        self
+    }
+
+    /// Whether the two have the same name and HA1 values (flags aside): what a password change
+    /// or an import compares.
+    pub fn same_credentials(&self, other: &Subscriber) -> bool {
+        self.user == other.user
+            && self.domain == other.domain
+            && self.ha1_md5 == other.ha1_md5
+            && self.ha1_sha256 == other.ha1_sha256
     }
 
     /// The HA1 for a digest algorithm (the `-sess` variants use the same HA1).
@@ -107,9 +129,12 @@ impl std::error::Error for StoreError {}
 
 /// Where subscribers live. Implementations are safe to share between threads.
 pub trait SubscriberStore: Send + Sync {
+    /// Adds a subscriber with its HA1 values and flags.
     fn add(&self, subscriber: &Subscriber) -> Result<(), StoreError>;
-    /// Replaces the HA1 values of an existing subscriber.
+    /// Replaces the HA1 values of an existing subscriber; its flags stay as they are.
     fn update(&self, subscriber: &Subscriber) -> Result<(), StoreError>;
+    /// Sets or clears the `tls_only` flag of an existing subscriber.
+    fn set_tls_only(&self, user: &str, domain: &str, tls_only: bool) -> Result<(), StoreError>;
     fn remove(&self, user: &str, domain: &str) -> Result<(), StoreError>;
     fn get(&self, user: &str, domain: &str) -> Result<Option<Subscriber>, StoreError>;
     /// Every subscriber, or those of one domain, ordered by domain and user.
@@ -118,14 +143,14 @@ pub trait SubscriberStore: Send + Sync {
     /// [`SubscriberCache`] checks before trusting what it holds.
     fn generation(&self) -> Result<u64, StoreError>;
 
-    /// Adds each subscriber that is new and replaces the HA1 values of those that differ, in
-    /// one durable write where the backend allows (a bulk import pays one commit, not one per
-    /// user). Returns what happened to each, in order.
+    /// Adds each subscriber that is new and replaces the HA1 values of those that differ (their
+    /// flags stay), in one durable write where the backend allows (a bulk import pays one commit,
+    /// not one per user). Returns what happened to each, in order.
     fn put_many(&self, subscribers: &[Subscriber]) -> Result<Vec<Put>, StoreError> {
         subscribers
             .iter()
             .map(|s| match self.get(&s.user, &s.domain)? {
-                Some(existing) if existing == *s => Ok(Put::Unchanged),
+                Some(existing) if existing.same_credentials(s) => Ok(Put::Unchanged),
                 Some(_) => self.update(s).map(|()| Put::Updated),
                 None => match self.add(s) {
                     Ok(()) => Ok(Put::Added),
@@ -227,6 +252,9 @@ mod tests {
             !shown.contains(&s.ha1_md5) && !shown.contains("pw1000"),
             "no secrets in Debug"
         );
+        assert!(!s.tls_only, "new subscribers may use any transport");
+        let tls = s.clone().with_tls_only(true);
+        assert!(tls.tls_only && tls.same_credentials(&s) && tls != s);
     }
 
     #[test]

@@ -200,3 +200,36 @@ fn put_many_adds_updates_and_leaves_unchanged_in_one_go() {
         "a running server notices"
     );
 }
+
+#[test]
+fn tls_only_is_kept_and_changed_only_on_purpose() {
+    let dir = Dir::new("tls-only");
+    let store = SqliteStore::open_in(&dir.0).expect("store");
+    let sub = |u: &str, pw: &str| Subscriber::new(u, "example.com", pw).expect("valid");
+    store.add(&sub("1000", "pw").with_tls_only(true)).expect("add");
+    store.add(&sub("1001", "pw")).expect("add");
+    let get = |u: &str| store.get(u, "example.com").expect("get").expect("there");
+    assert!(get("1000").tls_only && !get("1001").tls_only);
+    // A password change or an import leaves the flag alone.
+    store.update(&sub("1000", "new")).expect("passwd");
+    assert!(get("1000").tls_only && get("1000").same_credentials(&sub("1000", "new")));
+    let done = store
+        .put_many(&[sub("1000", "new"), sub("1001", "other")])
+        .expect("import");
+    assert_eq!(done, [store::Put::Unchanged, store::Put::Updated]);
+    assert!(get("1000").tls_only && !get("1001").tls_only);
+    // Only set_tls_only changes it, and a running server notices.
+    let before = store.generation().expect("generation");
+    store.set_tls_only("1001", "EXAMPLE.com", true).expect("set");
+    store.set_tls_only("1000", "example.com", false).expect("clear");
+    assert!(!get("1000").tls_only && get("1001").tls_only);
+    assert!(store.generation().expect("generation") > before);
+    assert_eq!(store.set_tls_only("9", "example.com", true), Err(StoreError::NotFound));
+    let listed: Vec<(String, bool)> = store
+        .list(None)
+        .expect("list")
+        .into_iter()
+        .map(|s| (s.user, s.tls_only))
+        .collect();
+    assert_eq!(listed, [("1000".to_owned(), false), ("1001".to_owned(), true)]);
+}
