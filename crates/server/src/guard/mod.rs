@@ -48,3 +48,110 @@ impl Guard {
         Admit::Yes
     }
 }
+
+/// A set of networks in CIDR notation (`203.0.113.0/24`, `2001:db8::/32`, or one address).
+#[derive(Debug, Clone, Default)]
+pub struct Networks(Vec<(IpAddr, u8)>);
+
+impl Networks {
+    /// Parses every entry; an entry that is not an address or a CIDR is an error naming it.
+    pub fn parse(entries: &[String]) -> Result<Networks, String> {
+        entries
+            .iter()
+            .map(|e| {
+                let e = e.trim();
+                let (addr, len) = match e.split_once('/') {
+                    Some((a, l)) => (a, Some(l)),
+                    None => (e, None),
+                };
+                let ip: IpAddr = addr.parse().map_err(|_| format!("{e:?}: not an IP address or CIDR"))?;
+                let max = if ip.is_ipv4() { 32 } else { 128 };
+                let len = match len {
+                    Some(l) => l
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|&l| l <= max)
+                        .ok_or_else(|| format!("{e:?}: prefix length must be 0..={max}"))?,
+                    None => max,
+                };
+                Ok((ip, len))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Networks)
+    }
+
+    /// Like [`Networks::parse`], skipping bad entries (the config layer rejects them first).
+    pub fn parse_lossy(entries: &[String]) -> Networks {
+        Networks(
+            entries
+                .iter()
+                .filter_map(|e| Networks::parse(std::slice::from_ref(e)).ok())
+                .flat_map(|n| n.0)
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 address arriving on a dual-stack socket as ::ffff:a.b.c.d is the IPv4 address.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.iter().any(|&(net, len)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), len),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), len),
+            _ => false,
+        })
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], len: u8) -> bool {
+    let (whole, rest) = (usize::from(len / 8), len % 8);
+    if a[..whole] != b[..whole] {
+        return false;
+    }
+    rest == 0 || {
+        let mask = 0xffu8 << (8 - rest);
+        a[whole] & mask == b[whole] & mask
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_matching() {
+        let n = Networks::parse(&[
+            "10.0.0.0/8".into(),
+            "192.0.2.7".into(),
+            "2001:db8::/33".into(),
+            "198.51.100.128/25".into(),
+        ])
+        .expect("valid");
+        for yes in [
+            "10.200.1.1",
+            "192.0.2.7",
+            "2001:db8:7fff::1",
+            "198.51.100.200",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(n.contains(yes.parse().expect("ip")), "{yes}");
+        }
+        for no in ["11.0.0.1", "192.0.2.8", "2001:db8:8000::1", "198.51.100.127"] {
+            assert!(!n.contains(no.parse().expect("ip")), "{no}");
+        }
+        assert!(
+            Networks::parse(&["0.0.0.0/0".into()])
+                .expect("valid")
+                .contains("8.8.8.8".parse().expect("ip"))
+        );
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129"] {
+            assert!(Networks::parse(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+}
