@@ -200,6 +200,29 @@ impl TryFrom<String> for Secret {
     }
 }
 
+/// `--tls-only` / `--no-tls-only` of `user add|passwd` (the last one given wins).
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct TlsOnlyArgs {
+    /// The user registers and calls over TLS only: REGISTER and calls over UDP/TCP get 403
+    /// (after authentication), and calls to the user go to its TLS registrations only.
+    #[arg(long, overrides_with = "no_tls_only")]
+    pub tls_only: bool,
+    /// The user may use any transport (the default for a new user).
+    #[arg(long, overrides_with = "tls_only")]
+    pub no_tls_only: bool,
+}
+
+impl TlsOnlyArgs {
+    /// The flag to set, when one of the two was given.
+    pub fn value(self) -> Option<bool> {
+        match (self.tls_only, self.no_tls_only) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Add a subscriber.
@@ -208,13 +231,17 @@ pub enum UserCommand {
         #[arg(long)]
         password: String,
         #[command(flatten)]
+        tls: TlsOnlyArgs,
+        #[command(flatten)]
         store: StoreArgs,
     },
-    /// Change a subscriber's password.
+    /// Change a subscriber's password, its TLS-only flag, or both.
     Passwd {
         ext: String,
-        #[arg(long)]
-        password: String,
+        #[arg(long, required_unless_present_any = ["tls_only", "no_tls_only"])]
+        password: Option<String>,
+        #[command(flatten)]
+        tls: TlsOnlyArgs,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -393,5 +420,25 @@ mod tests {
         ])
         .expect("valid");
         assert!(matches!(cli.command, Command::User(UserCommand::Add { .. })));
+    }
+
+    #[test]
+    fn tls_only_flags() {
+        let tls = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["switchboard", "user"].iter().chain(args)).expect("valid");
+            match cli.command {
+                Command::User(UserCommand::Add { tls, .. } | UserCommand::Passwd { tls, .. }) => tls.value(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(tls(&["add", "1000", "--password", "pw"]), None);
+        assert_eq!(tls(&["add", "1000", "--password", "pw", "--tls-only"]), Some(true));
+        assert_eq!(tls(&["passwd", "1000", "--no-tls-only"]), Some(false));
+        assert_eq!(tls(&["passwd", "1000", "--tls-only", "--no-tls-only"]), Some(false));
+        assert_eq!(tls(&["passwd", "1000", "--password", "pw"]), None);
+        assert!(
+            Cli::try_parse_from(["switchboard", "user", "passwd", "1000"]).is_err(),
+            "passwd needs a password or a flag to change"
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! uses (the same `--data-dir`/`--store-subscribers` and `--domain` as `serve`). Works whether or
 //! not a server runs on the same store: the embedded store is SQLite in WAL mode. `import` reads a
 //! CSV of `ext,password` rows, shows its progress on stderr and never prints a password.
+//! `--tls-only` on `add`/`passwd` keeps a user to TLS (see the registrar and proxy); `list` shows
+//! such users with ` tls-only` after the address; a password change or import keeps the flag.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -53,14 +55,14 @@ pub fn run(cmd: UserCommand) -> ExitCode {
         return import(&store, &domain, file);
     }
     let result: Result<String, (String, StoreError)> = match &cmd {
-        UserCommand::Add { ext, password, .. } => Subscriber::new(ext, &domain, password)
-            .and_then(|s| store.add(&s))
-            .map(|()| format!("added {ext}@{domain}"))
+        UserCommand::Add { ext, password, tls, .. } => Subscriber::new(ext, &domain, password)
+            .map(|s| s.with_tls_only(tls.value().unwrap_or(false)))
+            .and_then(|s| store.add(&s).map(|()| s))
+            .map(|s| format!("added {ext}@{domain}{}", if s.tls_only { " (TLS only)" } else { "" }))
             .map_err(|e| (format!("{ext}@{domain}"), e)),
-        UserCommand::Passwd { ext, password, .. } => Subscriber::new(ext, &domain, password)
-            .and_then(|s| store.update(&s))
-            .map(|()| format!("password changed for {ext}@{domain}"))
-            .map_err(|e| (format!("{ext}@{domain}"), e)),
+        UserCommand::Passwd { ext, password, tls, .. } => {
+            passwd(&store, ext, &domain, password.as_deref(), tls.value()).map_err(|e| (format!("{ext}@{domain}"), e))
+        }
         UserCommand::Remove { ext, .. } => store
             .remove(ext, &domain)
             .map(|()| format!("removed {ext}@{domain}"))
@@ -69,7 +71,7 @@ pub fn run(cmd: UserCommand) -> ExitCode {
             .list(args.domain.as_deref())
             .map(|all| {
                 all.iter()
-                    .map(|s| format!("{}@{}", s.user, s.domain))
+                    .map(|s| format!("{}@{}{}", s.user, s.domain, if s.tls_only { " tls-only" } else { "" }))
                     .collect::<Vec<_>>()
                     .join("\n")
             })
@@ -88,6 +90,27 @@ pub fn run(cmd: UserCommand) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `user passwd`: a new password, a new TLS-only flag, or both (the password first: an unknown
+/// user is reported before anything changes).
+fn passwd(
+    store: &impl SubscriberStore,
+    ext: &str,
+    domain: &str,
+    password: Option<&str>,
+    tls_only: Option<bool>,
+) -> Result<String, StoreError> {
+    let mut done = Vec::new();
+    if let Some(password) = password {
+        store.update(&Subscriber::new(ext, domain, password)?)?;
+        done.push("password changed");
+    }
+    if let Some(on) = tls_only {
+        store.set_tls_only(ext, domain, on)?;
+        done.push(if on { "tls-only on" } else { "tls-only off" });
+    }
+    Ok(format!("{} for {ext}@{domain}", done.join(", ")))
 }
 
 /// What an import did, row by row.

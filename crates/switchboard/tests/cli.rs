@@ -88,6 +88,40 @@ fn user_lifecycle_on_the_embedded_store() {
 }
 
 #[test]
+fn tls_only_users_are_flagged_listed_and_unflagged() {
+    let dir = support::TempDir::new("users-tls");
+    let add = user(dir.path(), &["add", "1000", "--password", "pw", "--tls-only"]);
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    assert_eq!(stdout(&add).trim(), "added 1000@example.com (TLS only)");
+    assert!(user(dir.path(), &["add", "1001", "--password", "pw"]).status.success());
+    let list = || stdout(&user(dir.path(), &["list"]));
+    assert_eq!(
+        list().lines().collect::<Vec<_>>(),
+        ["1000@example.com tls-only", "1001@example.com"]
+    );
+    // A password change keeps the flag; the flags change it, with or without a password.
+    let passwd = user(dir.path(), &["passwd", "1000", "--password", "new"]);
+    assert_eq!(stdout(&passwd).trim(), "password changed for 1000@example.com");
+    assert!(list().starts_with("1000@example.com tls-only\n"));
+    let off = user(dir.path(), &["passwd", "1000", "--no-tls-only"]);
+    assert_eq!(stdout(&off).trim(), "tls-only off for 1000@example.com");
+    let both = user(dir.path(), &["passwd", "1001", "--password", "x", "--tls-only"]);
+    assert_eq!(
+        stdout(&both).trim(),
+        "password changed, tls-only on for 1001@example.com"
+    );
+    assert_eq!(
+        list().lines().collect::<Vec<_>>(),
+        ["1000@example.com", "1001@example.com tls-only"]
+    );
+    let unknown = user(dir.path(), &["passwd", "4242", "--tls-only"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such user"));
+    let nothing = user(dir.path(), &["passwd", "1000"]);
+    assert_eq!(nothing.status.code(), Some(2), "nothing to change is a usage error");
+}
+
+#[test]
 fn shared_stores_are_not_there_yet() {
     let dir = support::TempDir::new("pg");
     let out = Command::new(support::bin())
