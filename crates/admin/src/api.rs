@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use store::{Subscriber, SubscriberStore};
+use store::{StoreError, Subscriber, SubscriberStore};
 
 use crate::{ApiError, AppState, blocking};
 
@@ -41,6 +41,8 @@ pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
 pub(crate) struct UserView {
     ext: String,
     domain: String,
+    /// Registers and calls over TLS only.
+    tls_only: bool,
 }
 
 impl From<&Subscriber> for UserView {
@@ -48,6 +50,7 @@ impl From<&Subscriber> for UserView {
         UserView {
             ext: s.user.clone(),
             domain: s.domain.clone(),
+            tls_only: s.tls_only,
         }
     }
 }
@@ -57,12 +60,16 @@ impl From<&Subscriber> for UserView {
 struct NewUser {
     ext: String,
     password: String,
+    #[serde(default)]
+    tls_only: bool,
 }
 
+/// The body of `PUT /api/users/{ext}`: a new password, a new TLS-only flag, or both.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewPassword {
-    password: String,
+struct UserChange {
+    password: Option<String>,
+    tls_only: Option<bool>,
 }
 
 pub(crate) async fn list_users(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -74,7 +81,7 @@ pub(crate) async fn list_users(State(app): State<AppState>) -> Result<Json<serde
 
 pub(crate) async fn add_user(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let new: NewUser = parse_body(&body)?;
-    let subscriber = Subscriber::new(&new.ext, app.control.domain(), &new.password)?;
+    let subscriber = Subscriber::new(&new.ext, app.control.domain(), &new.password)?.with_tls_only(new.tls_only);
     let view = UserView::from(&subscriber);
     blocking(&app, move |s| s.add(&subscriber)).await?;
     tracing::info!(user = %view.ext, "user added through the admin API");
@@ -86,12 +93,37 @@ pub(crate) async fn set_password(
     Path(ext): Path<String>,
     body: Bytes,
 ) -> Result<Json<UserView>, ApiError> {
-    let new: NewPassword = parse_body(&body)?;
-    let subscriber = Subscriber::new(&ext, app.control.domain(), &new.password)?;
-    let view = UserView::from(&subscriber);
-    blocking(&app, move |s| s.update(&subscriber)).await?;
-    tracing::info!(user = %view.ext, "password changed through the admin API");
-    Ok(Json(view))
+    let change: UserChange = parse_body(&body)?;
+    if change.password.is_none() && change.tls_only.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to change: give password, tls_only or both",
+        ));
+    }
+    let domain = app.control.domain().to_ascii_lowercase();
+    let new = change
+        .password
+        .as_deref()
+        .map(|pw| Subscriber::new(&ext, &domain, pw))
+        .transpose()?;
+    let tls_only = change.tls_only;
+    let user = ext.clone();
+    let stored = blocking(&app, move |s| {
+        if let Some(new) = &new {
+            s.update(new)?;
+        }
+        if let Some(on) = tls_only {
+            s.set_tls_only(&user, &domain, on)?;
+        }
+        s.get(&user, &domain)?.ok_or(StoreError::NotFound)
+    })
+    .await?;
+    if change.password.is_some() {
+        tracing::info!(user = %ext, "password changed through the admin API");
+    }
+    if let Some(on) = tls_only {
+        tracing::info!(user = %ext, tls_only = on, "TLS-only flag set through the admin API");
+    }
+    Ok(Json(UserView::from(&stored)))
 }
 
 pub(crate) async fn remove_user(State(app): State<AppState>, Path(ext): Path<String>) -> Result<StatusCode, ApiError> {

@@ -28,7 +28,7 @@ fn users_are_added_changed_and_removed() {
     assert_eq!(status, 400, "a missing password: {v}");
     assert_eq!(
         rig.json("/api/users"),
-        json!({ "users": [{ "ext": "1000", "domain": DOMAIN }] })
+        json!({ "users": [{ "ext": "1000", "domain": DOMAIN, "tls_only": false }] })
     );
 
     // The running server notices the new user by itself.
@@ -36,13 +36,43 @@ fn users_are_added_changed_and_removed() {
     assert_eq!(phone.register(), 200);
 
     let (status, v) = rig.request("PUT", "/api/users/1000", Some(r#"{"password":"second-secret"}"#));
-    assert_eq!((status, &v), (200, &json!({ "ext": "1000", "domain": DOMAIN })));
+    assert_eq!(
+        (status, &v),
+        (200, &json!({ "ext": "1000", "domain": DOMAIN, "tls_only": false }))
+    );
     let mut phone = Phone::new(rig.sip, "1000", "second-secret");
     assert_eq!(phone.register(), 200, "the new password works at once");
     let (status, _) = rig.request("PUT", "/api/users/1999", Some(r#"{"password":"x"}"#));
     assert_eq!(status, 404);
     let (status, _) = rig.request("PUT", "/api/users/1000", Some(r#"{"pass":"x"}"#));
     assert_eq!(status, 400);
+    let (status, _) = rig.request("PUT", "/api/users/1000", Some("{}"));
+    assert_eq!(status, 400, "nothing to change");
+
+    // The TLS-only flag: set at creation or later, kept by a password change.
+    let (status, v) = rig.request(
+        "POST",
+        "/api/users",
+        Some(r#"{"ext":"1002","password":"pw","tls_only":true}"#),
+    );
+    assert_eq!(
+        (status, &v),
+        (201, &json!({ "ext": "1002", "domain": DOMAIN, "tls_only": true }))
+    );
+    let (status, v) = rig.request("PUT", "/api/users/1002", Some(r#"{"password":"pw2"}"#));
+    assert_eq!((status, v["tls_only"].as_bool()), (200, Some(true)), "{v}");
+    let (status, v) = rig.request("PUT", "/api/users/1002", Some(r#"{"tls_only":false}"#));
+    assert_eq!((status, v["tls_only"].as_bool()), (200, Some(false)), "{v}");
+    let (status, v) = rig.request("PUT", "/api/users/1000", Some(r#"{"tls_only":true}"#));
+    assert_eq!((status, v["tls_only"].as_bool()), (200, Some(true)), "{v}");
+    let (status, _) = rig.request("PUT", "/api/users/1999", Some(r#"{"tls_only":true}"#));
+    assert_eq!(status, 404);
+    let (status, _) = rig.request("PUT", "/api/users/1000", Some(r#"{"tls_only":"yes"}"#));
+    assert_eq!(status, 400);
+    let (status, _) = rig.request("PUT", "/api/users/1000", Some(r#"{"tls_only":false}"#));
+    assert_eq!(status, 200);
+    let (status, _) = rig.request("DELETE", "/api/users/1002", None);
+    assert_eq!(status, 204);
 
     let (status, v) = rig.request("DELETE", "/api/users/1000", None);
     assert_eq!((status, v), (204, Value::Null));
