@@ -69,6 +69,10 @@ fn users_are_added_changed_and_removed() {
     assert_eq!(status, 404);
     let (status, _) = rig.request("PUT", "/api/users/1000", Some(r#"{"tls_only":"yes"}"#));
     assert_eq!(status, 400);
+    // A tls_only user's REGISTER over UDP is refused after authentication (the running server
+    // checks the store for changes at most once a second).
+    let mut phone = Phone::new(rig.sip, "1000", "second-secret");
+    eventually("tls_only to be enforced", || (phone.register() == 403).then_some(()));
     let (status, _) = rig.request("PUT", "/api/users/1000", Some(r#"{"tls_only":false}"#));
     assert_eq!(status, 200);
     let (status, _) = rig.request("DELETE", "/api/users/1002", None);

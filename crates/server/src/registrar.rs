@@ -2,6 +2,15 @@
 //! with expiry, q-values and Call-ID/CSeq ordering, `Contact: *` removal, 423 below the minimum
 //! interval, and the network path each binding arrived on (RFC 3581 source, connection).
 //!
+//! TLS policy: a REGISTER over UDP/TCP whose Request-URI or a Contact is `sips:` gets 403
+//! "Forbidden (sips: needs TLS)" before authentication (RFC 3261 §26.2.2: a SIPS URI asks for TLS
+//! on every hop, so a SIPS Contact is only registered over TLS). 403 rather than 400: the request
+//! is well formed, and the same REGISTER over TLS would succeed; it is refused, not misunderstood.
+//! A user flagged `tls_only` gets 403 "Forbidden (TLS required)" for a REGISTER over UDP/TCP,
+//! only once its credentials are right, so the answer tells nothing about which users exist or
+//! how they are configured. The flag is read through the subscriber cache: a change made by the
+//! CLI or the API applies within a second.
+//!
 //! The in-memory [`Location`] answers lookups; every change is also written through the store's
 //! group committer, and the 200 is sent only once that write is durable (the caller gets
 //! [`Reply::AfterCommit`]). At start the bindings that have not expired are loaded back.
@@ -115,6 +124,20 @@ pub struct Registrar<S: SubscriberStore> {
     pub location: Location,
     /// Credentials presented and refused (wrong password, unknown user, replayed nc).
     pub auth_failures: u64,
+}
+
+/// Whether signalling from `t` is encrypted (TLS, or secure WebSocket).
+pub fn is_secure(t: Transport) -> bool {
+    matches!(t, Transport::Tls | Transport::Wss)
+}
+
+/// Whether `req` asks for SIPS: its Request-URI or one of its Contacts is a `sips:` URI.
+fn wants_sips(req: &Message) -> bool {
+    req.request_uri().is_some_and(|u| u.scheme == Scheme::Sips)
+        || req
+            .contacts()
+            .filter_map(Result::ok)
+            .any(|c| c.addr().is_some_and(|a| a.uri.scheme == Scheme::Sips))
 }
 
 fn source_of(peer: &Peer) -> String {
@@ -232,6 +255,16 @@ impl<S: SubscriberStore> Registrar<S> {
         self.subscribers.get(user, &domain).ok().flatten().is_some()
     }
 
+    /// Whether `user` is a subscriber of the domain flagged to use TLS only.
+    pub fn is_tls_only(&mut self, user: &str) -> bool {
+        let domain = self.domain.clone();
+        self.subscribers
+            .get(user, &domain)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.tls_only)
+    }
+
     /// Handles a REGISTER that passed `check_essentials`. `now` is Unix time in seconds.
     pub fn handle(&mut self, req: &Message, from: &Peer, now: u64, tag: &str) -> Reply {
         let reply = |code: u16, reason: Option<&str>| Reply::Now(Message::response_to(req, code, reason, Some(tag)));
@@ -248,6 +281,9 @@ impl<S: SubscriberStore> Registrar<S> {
             return reply(404, Some("Not Found (domain not served here)"));
         }
         let aor = format!("{user}@{}", self.domain);
+        if !is_secure(from.transport) && wants_sips(req) {
+            return reply(403, Some("Forbidden (sips: needs TLS)"));
+        }
 
         // Authentication (§22.3): the digest must be ours, right, and for the AOR's user.
         let outcome = self.authenticate(req, HeaderName::Authorization, now);
@@ -256,6 +292,9 @@ impl<S: SubscriberStore> Registrar<S> {
             AuthOutcome::Authenticated { .. } => return reply(403, Some("Forbidden (user does not match the AOR)")),
             AuthOutcome::BadRequest(why) => return reply(400, Some(why)),
             AuthOutcome::Challenge { stale } => return Reply::Now(self.challenge(req, 401, stale, tag, now)),
+        }
+        if !is_secure(from.transport) && self.is_tls_only(&user) {
+            return reply(403, Some("Forbidden (TLS required)"));
         }
 
         // Contacts (§10.3 steps 6-8).

@@ -5,6 +5,13 @@
 //!   Request-URI user: 404 for an unknown user, 480 for one with no binding, otherwise every
 //!   binding rings in parallel (§16.6 forking). A Request-URI outside the domain gets 403: the
 //!   server is not an open relay.
+//! - TLS policy (RFC 5630): a request to a `sips:` Request-URI that arrived over UDP/TCP gets 480
+//!   with `Warning: 381 "SIPS Required"` before any challenge (480 rather than 403: nothing is
+//!   wrong with the caller's rights, and the same request over TLS goes through; the Warning code
+//!   tells the caller's phone why). A `tls_only` caller over UDP/TCP gets 403 "Forbidden (TLS
+//!   required)" once authenticated. A call to a `tls_only` user, or to any `sips:` Request-URI, is
+//!   delivered to TLS bindings only; with none, 480 (with `Warning: 380 "SIPS Not Allowed"` for a
+//!   `sips:` Request-URI).
 //! - INVITE responses go through a response context (§16.7): provisional responses are forwarded
 //!   while no final response went upstream, so a 180 never follows its 200; the first 2xx is
 //!   forwarded at once and the other branches are CANCELled; a 6xx ends the call; otherwise the
@@ -34,7 +41,7 @@ use store::{CallRecord, Disposition, SubscriberStore};
 use tracing::debug;
 
 use crate::auth::AuthOutcome;
-use crate::registrar::Registrar;
+use crate::registrar::{Registrar, is_secure};
 pub use call::{Call, Phase};
 pub use route::LocalAddrs;
 
@@ -293,8 +300,26 @@ impl Proxy {
         code: u16,
         reason: Option<&str>,
     ) {
+        self.reply_warning(now, txn, tx, req, code, reason, None);
+    }
+
+    /// The proxy's own final response, with a Warning header (RFC 3261 §20.43) when given.
+    #[allow(clippy::too_many_arguments)]
+    fn reply_warning(
+        &mut self,
+        now: Instant,
+        txn: &mut TransactionLayer,
+        tx: TxId,
+        req: &Message,
+        code: u16,
+        reason: Option<&str>,
+        warning: Option<&str>,
+    ) {
         let tag = self.tag();
-        let resp = Message::response_to(req, code, reason, Some(&tag));
+        let mut resp = Message::response_to(req, code, reason, Some(&tag));
+        if let Some(warning) = warning {
+            resp.push_header(HeaderName::Warning, warning);
+        }
         if let Err(e) = txn.respond(now, tx, resp) {
             debug!(?tx, error = %e, "could not respond");
         }
@@ -385,6 +410,13 @@ impl Proxy {
             self.reply(now, txn, tx, &req, 403, Some("Forbidden (relaying denied)"));
             return;
         }
+        let sips = ruri.scheme == Scheme::Sips;
+        if sips && !is_secure(from.transport) {
+            let reason = Some("Temporarily Unavailable (sips: needs TLS)");
+            let warning = format!("381 {domain} \"SIPS Required\"");
+            self.reply_warning(now, txn, tx, &req, 480, reason, Some(&warning));
+            return;
+        }
         let callee = user_of(&ruri);
         let is_invite = req.method() == Some(&Method::Invite);
 
@@ -418,6 +450,10 @@ impl Proxy {
             );
             return;
         }
+        if !is_secure(from.transport) && registrar.is_tls_only(&caller) {
+            self.reply(now, txn, tx, &req, 403, Some("Forbidden (TLS required)"));
+            return;
+        }
         let Some(callee) = callee.filter(|c| registrar.has_subscriber(c)) else {
             if is_invite {
                 let callee = user_of(&ruri).unwrap_or_default();
@@ -427,17 +463,28 @@ impl Proxy {
             return;
         };
         let aor = format!("{callee}@{domain}");
-        let targets: Vec<(String, Peer)> = registrar
+        let mut targets: Vec<(String, Peer)> = registrar
             .location
             .lookup(&aor, unix)
             .into_iter()
             .filter_map(|b| Some((b.contact.clone(), route::binding_target(b)?)))
             .collect();
+        let registered = !targets.is_empty();
+        if sips || registrar.is_tls_only(&callee) {
+            targets.retain(|(_, to)| is_secure(to.transport));
+        }
         if targets.is_empty() {
             if is_invite {
                 self.record_refused(now, &req, &caller, &callee, 480);
             }
-            self.reply(now, txn, tx, &req, 480, None);
+            // Registered, but not over TLS: say so (an authenticated caller may know).
+            let no_tls = Some("Temporarily Unavailable (no TLS registration)");
+            let (reason, warning) = match (registered, sips) {
+                (false, _) => (None, None),
+                (true, false) => (no_tls, None),
+                (true, true) => (no_tls, Some(format!("380 {domain} \"SIPS Not Allowed\""))),
+            };
+            self.reply_warning(now, txn, tx, &req, 480, reason, warning.as_deref());
             return;
         }
         if is_invite {
