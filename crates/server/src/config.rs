@@ -144,7 +144,9 @@ pub struct GuardSettings {
     pub ban_window: Duration,
     /// How long a ban lasts.
     pub ban_time: Duration,
-    /// Addresses never banned nor rate-limited (CIDR), e.g. an office's own network.
+    /// Addresses never banned nor rate-limited (CIDR), e.g. an office's own network. Loopback
+    /// by default: local processes (a local SBC, test and load tools) are not attackers; tests
+    /// of the bans and limits empty this list.
     pub trusted_networks: Vec<String>,
     /// Requests per second one source IP may send on average (0: no limit), and the burst
     /// above it.
@@ -168,16 +170,24 @@ impl Default for GuardSettings {
             ban_after_user_failures: 50,
             ban_window: Duration::from_secs(300),
             ban_time: Duration::from_secs(3600),
-            trusted_networks: Vec::new(),
+            trusted_networks: vec!["127.0.0.0/8".into(), "::1".into()],
             source_rate: 1000,
             source_burst: 2000,
-            overload_queue_delay: Duration::from_millis(50),
+            overload_queue_delay: Duration::from_millis(200),
             retry_after: 5,
             max_calls_per_user: 10,
-            blocked_user_agents: ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "VaxSIPUserAgent", "iWar", "sundayddr"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            blocked_user_agents: [
+                "friendly-scanner",
+                "sipvicious",
+                "sipcli",
+                "sip-scan",
+                "VaxSIPUserAgent",
+                "iWar",
+                "sundayddr",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
         }
     }
 }

@@ -131,6 +131,8 @@ pub struct Metrics {
     store_latency: Histogram,
     /// Messages dropped by the trace's HEP sender.
     pub trace_recorded: AtomicU64,
+    /// Requests answered 503 because the server was overloaded.
+    pub overload_rejected: AtomicU64,
 }
 
 /// Values read from their owners at scrape time.

@@ -12,7 +12,7 @@
 //! time, not its length, says whether the server keeps up.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,9 +68,7 @@ impl Flood {
         if self.rate <= 0.0 || self.trusted.contains(ip) {
             return true;
         }
-        let mut h = self.hasher.build_hasher();
-        ip.hash(&mut h);
-        let shard = &self.shards[(h.finish() as usize) % SHARDS];
+        let shard = &self.shards[(self.hasher.hash_one(ip) as usize) % SHARDS];
         let mut map = shard.lock();
         if map.len() >= MAX_PER_SHARD && !map.contains_key(&ip) {
             // Forget the sources whose buckets have refilled: they are as good as new.

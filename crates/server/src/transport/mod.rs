@@ -300,6 +300,30 @@ impl Shared {
         }
     }
 
+    /// Answers a request with 503 + Retry-After without taking it in: the server is overloaded
+    /// (see `guard::flood`). Stateless: a retransmission gets another 503.
+    pub fn shed(&self, request: &Message, raw: &Bytes, transport: Transport, source: SocketAddr, conn: u64) {
+        self.trace(sip_trace::Direction::In, transport, source, conn, raw);
+        self.metrics.received(request);
+        self.metrics.overload_rejected.fetch_add(1, Ordering::Relaxed);
+        if request.method() == Some(&sip::Method::Ack) {
+            return;
+        }
+        // A To tag, as every final response carries (§8.2.6.2); no dialog comes of a 503.
+        let mut resp = Message::response_to(request, 503, Some("Service Unavailable"), Some("overload"));
+        resp.push_header(sip::HeaderName::RetryAfter, &self.guard.flood.retry_after.to_string());
+        self.metrics.sent(&resp);
+        // The Via was not stamped: answer where the packet came from (RFC 3581 behaviour).
+        self.send_bytes(
+            &Peer {
+                transport,
+                addr: source,
+                conn,
+            },
+            resp.to_bytes(),
+        );
+    }
+
     /// Copies a message into the trace ring (and to the HEP collector).
     fn trace(
         &self,

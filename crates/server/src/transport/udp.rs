@@ -44,6 +44,7 @@ pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> 
             .ok_or_else(|| io::Error::other("not an IP socket"))?;
         addr = bound;
         let sock: UdpSocket = s.into();
+        stamp::enable(&sock)?;
         // Lets the receive thread notice shutdown.
         sock.set_read_timeout(Some(Duration::from_millis(250)))?;
         sockets.push(sock);
@@ -64,7 +65,7 @@ fn receive_loop(shared: &Shared, index: usize) {
     };
     let mut scratch = vec![0u8; shared.limits.max_message_size.max(65_535) + 1];
     while !shared.stopping.load(Ordering::Relaxed) {
-        let (n, source) = match sock.recv_from(&mut scratch) {
+        let (n, source, arrived) = match stamp::recv_from(&sock, &mut scratch) {
             Ok(r) => r,
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
             Err(e) => {
@@ -81,6 +82,110 @@ fn receive_loop(shared: &Shared, index: usize) {
             continue; // keep-alive
         }
         let parsed = Message::parse_with(data.clone(), Framing::Datagram, &shared.limits);
+        if let Ok(m) = &parsed
+            && shared.guard.flood.overloaded(stamp::waited(arrived))
+            && crate::guard::flood::sheddable(m)
+        {
+            shared.shed(m, &data, Transport::Udp, source, index as u64);
+            continue;
+        }
         shared.on_received(parsed, &data, Transport::Udp, source, index as u64);
+    }
+}
+
+/// Kernel receive timestamps (`SO_TIMESTAMPNS`): how long a datagram waited in the socket's
+/// queue before the receive thread got to it, the server's overload signal.
+mod stamp {
+    use std::io;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    pub fn enable(sock: &UdpSocket) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and a c_int option value of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&raw const on).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// How long ago the kernel received a datagram stamped `arrived` (zero when unknown).
+    pub fn waited(arrived: Option<Duration>) -> Duration {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        arrived.map_or(Duration::ZERO, |a| now.saturating_sub(a))
+    }
+
+    /// `recv_from` that also returns the kernel's arrival time (since the Unix epoch).
+    pub fn recv_from(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Option<Duration>)> {
+        // SAFETY: zeroed sockaddr_storage and msghdr are valid initial values.
+        let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut control = [0u64; 8]; // 64 bytes, aligned for cmsghdr
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: as above.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&raw mut addr).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: every pointer in msg refers to a live local buffer of the stated size.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &raw mut msg, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let source = to_socket_addr(&addr).ok_or_else(|| io::Error::other("not an IP source"))?;
+        let mut arrived = None;
+        // SAFETY: the CMSG macros walk the control buffer the kernel filled, within
+        // msg_controllen.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    arrived = Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+                }
+                c = libc::CMSG_NXTHDR(&raw const msg, c);
+            }
+        }
+        Ok((n as usize, source, arrived))
+    }
+
+    fn to_socket_addr(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        match libc::c_int::from(addr.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in.
+                let a: libc::sockaddr_in = unsafe { std::ptr::read((addr as *const libc::sockaddr_storage).cast()) };
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                    u16::from_be(a.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says the storage holds a sockaddr_in6.
+                let a: libc::sockaddr_in6 = unsafe { std::ptr::read((addr as *const libc::sockaddr_storage).cast()) };
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(a.sin6_addr.s6_addr),
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
     }
 }
