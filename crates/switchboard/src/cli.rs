@@ -28,6 +28,54 @@ pub enum Command {
     /// Provision subscribers.
     #[command(subcommand)]
     User(UserCommand),
+    /// Make TLS certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Write a self-signed development certificate and its key (PEM) for `serve --tls-cert
+    /// --tls-key`. Phones must be told to trust it (or not to verify): for production use a
+    /// certificate from a public or company CA.
+    SelfSigned {
+        /// Directory for cert.pem and key.pem (created if missing).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out_dir: PathBuf,
+        /// A host name or IP address the certificate is for; repeatable (default: the machine's
+        /// host name, localhost, 127.0.0.1 and ::1).
+        #[arg(long = "name", value_name = "HOST", value_parser = parse_cert_name)]
+        names: Vec<String>,
+        /// Days the certificate is valid for, from today.
+        #[arg(long, value_name = "DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        /// Replace cert.pem and key.pem when they exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// A DNS name (letters, digits, `-`, `.`, a leading `*.`) or an IP address, for a certificate.
+pub fn parse_cert_name(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.parse::<IpAddr>().is_ok() {
+        return Ok(s.to_owned());
+    }
+    let host = s.strip_prefix("*.").unwrap_or(s);
+    let ok = !host.is_empty()
+        && s.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err("expected a host name (sip.example.com) or an IP address (192.0.2.1, ::1)".into())
+    }
 }
 
 /// Where subscribers are stored; shared by `serve` and `user`.
@@ -420,6 +468,40 @@ mod tests {
         ])
         .expect("valid");
         assert!(matches!(cli.command, Command::User(UserCommand::Add { .. })));
+    }
+
+    #[test]
+    fn cert_self_signed_parses() {
+        let cli = Cli::try_parse_from([
+            "switchboard",
+            "cert",
+            "self-signed",
+            "--out-dir",
+            "/tmp/x",
+            "--name",
+            "SIP.example.com",
+            "--name",
+            "::1",
+        ])
+        .expect("valid");
+        let Command::Cert(CertCommand::SelfSigned {
+            out_dir,
+            names,
+            days,
+            force,
+        }) = cli.command
+        else {
+            panic!("cert self-signed")
+        };
+        assert_eq!(out_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(names, ["sip.example.com", "::1"]);
+        assert_eq!((days, force), (365, false));
+        for bad in ["", "a b", "exa_mple.com", "-", "x..y", "über.example"] {
+            assert!(
+                Cli::try_parse_from(["switchboard", "cert", "self-signed", "--name", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

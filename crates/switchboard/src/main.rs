@@ -2,6 +2,7 @@
 //! from the flags and the config file (`config_file.rs`); a bad setting stops start-up with
 //! status 2, as does an option whose issue has not landed yet.
 
+mod cert;
 mod cli;
 mod config_file;
 mod serve;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
             None => unreachable!("the serve subcommand has its matches"),
         },
         Command::User(cmd) => users::run(cmd),
+        Command::Cert(cmd) => cert::run(cmd),
     }
 }
 
