@@ -2,6 +2,13 @@
 //! only (rustls with the ring provider), and a certificate resolver that can be swapped while the
 //! server runs, so SIGHUP reloads the files without dropping a connection: handshakes after the
 //! reload use the new certificate, established connections keep theirs.
+//!
+//! Protocol policy: [`PROTOCOL_VERSIONS`] is TLS 1.3 and TLS 1.2, set explicitly rather than
+//! taken from rustls's defaults (which today are the same), so that no dependency update can widen
+//! it. rustls has no TLS 1.0/1.1 (nor SSL) code at all: a client offering only those gets a fatal
+//! `protocol_version` alert (70) in reply to its ClientHello, never a ServerHello (RFC 8996
+//! deprecates TLS 1.0 and 1.1). The cipher suites are rustls's: AEAD only (AES-GCM,
+//! ChaCha20-Poly1305) with forward secrecy (ECDHE); no CBC, RC4, 3DES or static RSA key exchange.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -64,11 +71,14 @@ impl ReloadableCert {
     }
 }
 
-/// A TLS acceptor (TLS 1.2+, no client certificates) serving `cert`.
+/// The TLS versions the server speaks: 1.3 and 1.2, nothing older.
+pub const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// A TLS acceptor ([`PROTOCOL_VERSIONS`] only, no client certificates) serving `cert`.
 pub fn acceptor(cert: Arc<ReloadableCert>) -> io::Result<TlsAcceptor> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(PROTOCOL_VERSIONS)
         .map_err(io::Error::other)?
         .with_no_client_auth()
         .with_cert_resolver(cert);
