@@ -6,8 +6,10 @@
 //! Protocol policy: [`PROTOCOL_VERSIONS`] is TLS 1.3 and TLS 1.2, set explicitly rather than
 //! taken from rustls's defaults (which today are the same), so that no dependency update can widen
 //! it. rustls has no TLS 1.0/1.1 (nor SSL) code at all: a client offering only those gets a fatal
-//! `protocol_version` alert (70) in reply to its ClientHello, never a ServerHello (RFC 8996
-//! deprecates TLS 1.0 and 1.1). The cipher suites are rustls's: AEAD only (AES-GCM,
+//! alert in reply to its ClientHello, never a ServerHello (RFC 8996 deprecates TLS 1.0 and 1.1):
+//! `handshake_failure` (40) from a genuine TLS 1.0 client, whose hello lacks the
+//! signature_algorithms extension rustls checks first, `protocol_version` (70) from one that
+//! sends it. The cipher suites are rustls's: AEAD only (AES-GCM,
 //! ChaCha20-Poly1305) with forward secrecy (ECDHE); no CBC, RC4, 3DES or static RSA key exchange.
 
 use std::io;
