@@ -162,7 +162,10 @@ pub async fn serve(
             auth::DigestAuth::random_secret().map_or([7u8; 8], |s| s[..8].try_into().unwrap_or([7u8; 8])),
         );
         proxy::Proxy::new(
-            config.proxy,
+            proxy::ProxyConfig {
+                max_calls_per_user: config.guard.max_calls_per_user,
+                ..config.proxy
+            },
             local_addrs(&listening, &config.domain),
             Instant::now(),
             wall_ms,

@@ -510,3 +510,34 @@ fn the_server_can_end_an_answered_call() {
     assert_eq!(records[0].hangup.as_deref(), Some("media-timeout"));
     assert_eq!(r.engine.active_calls(), 0);
 }
+
+#[test]
+fn a_caller_has_at_most_max_calls_per_user_in_progress() {
+    let mut r = rig(
+        &["sip:bob@192.0.2.20:5060"],
+        ProxyConfig {
+            max_calls_per_user: 2,
+            ..ProxyConfig::default()
+        },
+    );
+    for _ in 0..2 {
+        let out = r.call("bob");
+        assert_eq!(codes(&to(&out, "192.0.2.10:5060")), [100], "within the limit");
+    }
+    let out = r.call("bob");
+    let refused = to(&out, "192.0.2.10:5060");
+    assert_eq!(codes(&refused), [403], "the third call in progress is refused");
+    assert!(refused[0].reason_phrase().is_some_and(|p| p.contains("too many calls")));
+    assert!(to(&out, PHONE_A).is_empty(), "and not forwarded");
+    assert_eq!(r.engine.active_calls(), 2);
+    // One call ends (busy): the next one goes through.
+    let mut out = r.advance(Duration::from_millis(1));
+    out.clear();
+    assert!(r.engine.hang_up(r.now, "call-1@192.0.2.10", "test", &mut out));
+    let out = r.call("bob");
+    assert_eq!(
+        codes(&to(&out, "192.0.2.10:5060")),
+        [100],
+        "room again after a call ended"
+    );
+}

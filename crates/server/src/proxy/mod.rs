@@ -54,6 +54,9 @@ pub struct ProxyConfig {
     pub timer_c: Duration,
     /// An answered call that sees no BYE for this long is forgotten (record hangup: `server`).
     pub max_call: Duration,
+    /// Most calls one user may have in progress as caller (0: no limit): a stolen password
+    /// then places a handful of fraudulent calls, not hundreds.
+    pub max_calls_per_user: u32,
 }
 
 impl Default for ProxyConfig {
@@ -62,6 +65,7 @@ impl Default for ProxyConfig {
             ring_timeout: Duration::from_secs(60),
             timer_c: Duration::from_secs(180),
             max_call: Duration::from_secs(4 * 3600),
+            max_calls_per_user: 10,
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct Proxy {
     /// The media relay, when media is anchored.
     media: Option<Box<dyn media::MediaControl>>,
     policy: sdp::CodecPolicy,
+    /// Calls in progress per caller, for `max_calls_per_user`.
+    calls_by_caller: HashMap<String, u32>,
 }
 
 /// The user part of a SIP URI's user, lower-case host.
@@ -123,6 +129,7 @@ impl Proxy {
             records: Vec::new(),
             branch_salt: salt,
             branch_seq: 0,
+            calls_by_caller: HashMap::new(),
             wall_anchor: (now, wall_ms),
             media: None,
             policy: sdp::CodecPolicy::default(),
@@ -454,6 +461,13 @@ impl Proxy {
             self.reply(now, txn, tx, &req, 403, Some("Forbidden (TLS required)"));
             return;
         }
+        let limit = self.config.max_calls_per_user;
+        if is_invite && limit > 0 && self.calls_by_caller.get(&caller).copied().unwrap_or(0) >= limit {
+            let callee = user_of(&ruri).unwrap_or_default();
+            self.record_refused(now, &req, &caller, &callee, 403);
+            self.reply(now, txn, tx, &req, 403, Some("Forbidden (too many calls in progress)"));
+            return;
+        }
         let Some(callee) = callee.filter(|c| registrar.has_subscriber(c)) else {
             if is_invite {
                 let callee = user_of(&ruri).unwrap_or_default();
@@ -642,6 +656,7 @@ impl Proxy {
         self.arm(call.ring_deadline, TimerKind::Ring, &call_id);
         self.arm(call.timer_c, TimerKind::TimerC, &call_id);
         self.by_server_tx.insert(tx, call_id.clone());
+        *self.calls_by_caller.entry(call.caller.clone()).or_insert(0) += 1;
         self.calls.insert(call_id, call);
     }
 
@@ -750,6 +765,12 @@ impl Proxy {
     ) {
         self.serials.remove(call_id);
         self.by_server_tx.remove(&call.server_tx);
+        if let Some(n) = self.calls_by_caller.get_mut(&call.caller) {
+            *n -= 1;
+            if *n == 0 {
+                self.calls_by_caller.remove(&call.caller);
+            }
+        }
         let (caller_media, callee_media) = self.media_of(call_id, &call.media);
         self.records.push(CallRecord {
             started_ms: self.wall_ms(call.started),
