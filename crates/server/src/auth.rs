@@ -11,7 +11,12 @@
 //! - Each nonce's highest `nc` is remembered until the nonce expires; a repeated or lower `nc`
 //!   is a replay and is challenged again.
 //! - An unknown user gets exactly the challenge a wrong password gets: answers never tell which
-//!   extensions exist.
+//!   extensions exist. The work is the same too: an unknown user's response is compared with a
+//!   hash made from a dummy HA1, so the answer does not come back measurably sooner.
+//! - The username of each password guess (credentials whose response was checked and was wrong,
+//!   or named an unknown user) is kept for the brute-force defence ([`DigestAuth::take_guess`]);
+//!   refusals that say nothing about the password (a nonce that is not ours, a replayed `nc`,
+//!   an algorithm not offered) are not guesses: a spoofed packet cannot make one.
 
 use std::collections::HashMap;
 
@@ -48,6 +53,8 @@ pub struct DigestAuth {
     counter: u64,
     /// The algorithms challenged with, most preferred first.
     order: Vec<Algorithm>,
+    /// The username of the last [`DigestAuth::verify`] when it refused a password guess.
+    guess: Option<String>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -78,7 +85,15 @@ impl DigestAuth {
             nc_seen: HashMap::new(),
             counter: 0,
             order: vec![Algorithm::Md5, Algorithm::Sha256],
+            guess: None,
         }
+    }
+
+    /// The username of the last [`DigestAuth::verify`] if it refused a password guess: a
+    /// response checked against a password and found wrong, or credentials of an unknown user
+    /// (checked against a dummy). `None` for every other outcome. Taking it clears it.
+    pub fn take_guess(&mut self) -> Option<String> {
+        self.guess.take()
     }
 
     /// Offer SHA-256 above MD5 (RFC 8760 §2.4 order). Off by default: many deployed phones, and
@@ -179,6 +194,7 @@ impl DigestAuth {
         now: u64,
         ha1: impl FnOnce(&str, Algorithm) -> Option<String>,
     ) -> AuthOutcome {
+        self.guess = None;
         if creds.realm != realm {
             return AuthOutcome::Challenge { stale: false };
         }
@@ -210,8 +226,11 @@ impl DigestAuth {
         else {
             return AuthOutcome::BadRequest("Digest nc is not 8 hex digits");
         };
-        let Some(stored) = ha1(&creds.username, alg) else {
-            return AuthOutcome::Challenge { stale: false };
+        // An unknown user is checked against a dummy HA1: the same hashing and comparison as a
+        // wrong password, so neither the answer nor its timing tells the two apart.
+        let (stored, known) = match ha1(&creds.username, alg) {
+            Some(h) => (h, true),
+            None => ("0".repeat(alg.hex_len()), false),
         };
         let expected = response(
             alg,
@@ -222,7 +241,9 @@ impl DigestAuth {
             Some(qop),
             &ha2(alg, method, &creds.uri),
         );
-        if !constant_time_eq(expected.as_bytes(), creds.response.to_ascii_lowercase().as_bytes()) {
+        let matches = constant_time_eq(expected.as_bytes(), creds.response.to_ascii_lowercase().as_bytes());
+        if !(matches && known) {
+            self.guess = Some(creds.username.to_string());
             return AuthOutcome::Challenge { stale: false };
         }
         // Right password: an old nonce only needs a fresh one (RFC 7616 §3.3 stale).
@@ -346,6 +367,62 @@ mod tests {
         let unknown = authorization("4242", "guess", &nonce, "00000001", Algorithm::Md5, URI);
         assert_eq!(check(&mut a, &wrong, 1001), AuthOutcome::Challenge { stale: false });
         assert_eq!(check(&mut a, &unknown, 1001), AuthOutcome::Challenge { stale: false });
+    }
+
+    #[test]
+    fn only_password_guesses_are_kept_for_the_brute_force_defence() {
+        let mut a = server();
+        let nonce = a.nonce(REALM, 1000);
+        let wrong = authorization("1000", "guess", &nonce, "00000001", Algorithm::Md5, URI);
+        assert_eq!(check(&mut a, &wrong, 1001), AuthOutcome::Challenge { stale: false });
+        assert_eq!(a.take_guess().as_deref(), Some("1000"));
+        assert_eq!(a.take_guess(), None, "taking it clears it");
+        let unknown = authorization("4242", "guess", &nonce, "00000002", Algorithm::Sha256, URI);
+        assert_eq!(check(&mut a, &unknown, 1001), AuthOutcome::Challenge { stale: false });
+        assert_eq!(a.take_guess().as_deref(), Some("4242"));
+        // An unknown user whose response matches the dummy HA1 is still refused.
+        let dummy = "0".repeat(32);
+        let r = response(
+            Algorithm::Md5,
+            &dummy,
+            &nonce,
+            "00000003",
+            "c0ffee",
+            Some("auth"),
+            &ha2(Algorithm::Md5, "REGISTER", URI),
+        );
+        let forged_user = format!(
+            "Digest username=\"4242\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{URI}\", response=\"{r}\", \
+             algorithm=MD5, cnonce=\"c0ffee\", qop=auth, nc=00000003"
+        );
+        assert_eq!(
+            check(&mut a, &forged_user, 1001),
+            AuthOutcome::Challenge { stale: false }
+        );
+        assert_eq!(a.take_guess().as_deref(), Some("4242"));
+
+        // Not guesses: a nonce that is not ours, a replayed nc, a stale nonce, success.
+        let foreign = DigestAuth::new([9; 32], 300).nonce(REALM, 1000);
+        let h = authorization("1000", "guess", &foreign, "00000001", Algorithm::Md5, URI);
+        assert_eq!(check(&mut a, &h, 1001), AuthOutcome::Challenge { stale: false });
+        assert_eq!(a.take_guess(), None);
+        let right = authorization("1000", "pw1000", &nonce, "00000009", Algorithm::Md5, URI);
+        assert!(matches!(check(&mut a, &right, 1001), AuthOutcome::Authenticated { .. }));
+        assert_eq!(a.take_guess(), None);
+        assert_eq!(
+            check(&mut a, &right, 1002),
+            AuthOutcome::Challenge { stale: false },
+            "replay"
+        );
+        assert_eq!(a.take_guess(), None);
+        let old = a.nonce(REALM, 1000);
+        let h = authorization("1000", "pw1000", &old, "00000001", Algorithm::Md5, URI);
+        assert_eq!(check(&mut a, &h, 2000), AuthOutcome::Challenge { stale: true });
+        assert_eq!(a.take_guess(), None);
+        let h = authorization("1000", "guess", &nonce, "00000010", Algorithm::Md5, URI);
+        check(&mut a, &h, 1001);
+        check(&mut a, &right, 1001);
+        assert_eq!(a.take_guess(), None, "each verify starts afresh");
     }
 
     #[test]
