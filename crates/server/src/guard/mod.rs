@@ -6,9 +6,11 @@
 //! - [`flood`]: a token bucket per source IP (like Kamailio's pike), and overload shedding: when
 //!   the receive queue backs up, new out-of-dialog requests get 503 + Retry-After instead of
 //!   work, so the requests already admitted finish and goodput holds at capacity.
+//! - [`agents`]: requests from known scanner User-Agents are dropped unanswered (after parsing).
 //!
 //! The checks run on the receive threads before the engine lock, most of them before parsing.
 
+pub mod agents;
 pub mod bans;
 pub mod flood;
 
@@ -21,6 +23,7 @@ use crate::config::GuardSettings;
 pub struct Guard {
     pub bans: bans::Bans,
     pub flood: flood::Flood,
+    pub agents: agents::Agents,
 }
 
 /// What to do with a packet, decided before parsing.
@@ -37,6 +40,7 @@ impl Guard {
         Guard {
             bans: bans::Bans::new(settings),
             flood: flood::Flood::new(settings),
+            agents: agents::Agents::new(&settings.blocked_user_agents),
         }
     }
 

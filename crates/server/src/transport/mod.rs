@@ -379,6 +379,12 @@ impl Shared {
         source: SocketAddr,
         conn: u64,
     ) {
+        if let Ok(m) = &parsed
+            && self.guard.agents.blocks(m)
+        {
+            debug!(%source, user_agent = m.header("User-Agent").unwrap_or_default(), "scanner dropped");
+            return;
+        }
         self.trace(sip_trace::Direction::In, transport, source, conn, raw);
         let mut message = match parsed {
             Ok(m) => m,
