@@ -69,6 +69,19 @@ pub struct DispatchStats {
     pub stray_responses: u64,
 }
 
+/// A password guess the registrar or the proxy refused (see `DigestAuth::take_guess`), for the
+/// brute-force defence (`guard::bans`), which the transport reports it to once the engine lock
+/// is released: the engine itself keeps no clock and no ban list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRefusal {
+    pub source: std::net::IpAddr,
+    pub user: String,
+}
+
+/// Refusals held between two [`crate::engine::Engine::take_auth_refusals`] (more are dropped:
+/// the transport takes them after every message).
+const MAX_REFUSALS: usize = 4096;
+
 /// A REGISTER whose bindings must be durable before its response goes out.
 pub struct PendingWrite {
     pub tx: TxId,
@@ -86,6 +99,8 @@ pub struct Dispatcher {
     pub proxy: Option<Proxy>,
     /// Writes to hand to the group committer once the engine lock is released.
     pub pending: Vec<PendingWrite>,
+    /// Password guesses to report to the brute-force defence.
+    pub refusals: Vec<AuthRefusal>,
 }
 
 fn unix_now() -> u64 {
@@ -152,14 +167,17 @@ impl Dispatcher {
         match event {
             Event::Request { tx, request, from } => {
                 self.stats.requests += 1;
+                let source = from.addr.ip();
                 if request.method() == Some(&Method::Register) && self.registrar.is_some() {
                     self.register(now, txn, tx, &request, &from);
+                    self.note_guess(source);
                     return;
                 }
                 let to_us = request.request_uri().is_some_and(|u| u.user.is_none());
                 let for_proxy = self.proxy.is_some() && !(to_us && request.method() == Some(&Method::Options));
                 if for_proxy {
                     self.proxied(now, txn, tx, request, from);
+                    self.note_guess(source);
                     return;
                 }
                 let response = self.answer(&request);
@@ -209,6 +227,16 @@ impl Dispatcher {
                     proxy.on_client_failure(now, txn, tx, 503);
                 }
             }
+        }
+    }
+
+    /// Keeps the password guess the request just handled made, if it made one.
+    fn note_guess(&mut self, source: std::net::IpAddr) {
+        let Some(user) = self.registrar.as_mut().and_then(|r| r.auth.take_guess()) else {
+            return;
+        };
+        if self.refusals.len() < MAX_REFUSALS {
+            self.refusals.push(AuthRefusal { source, user });
         }
     }
 

@@ -62,6 +62,11 @@ impl Engine {
         std::mem::take(&mut self.dispatcher.pending)
     }
 
+    /// Password guesses refused since the last call, for the brute-force defence.
+    pub fn take_auth_refusals(&mut self) -> Vec<crate::dispatch::AuthRefusal> {
+        std::mem::take(&mut self.dispatcher.refusals)
+    }
+
     /// Sends a response that waited for a durable write.
     pub fn respond(&mut self, now: Instant, tx: sip_txn::TxId, response: Message, out: &mut Vec<Transmit>) {
         self.dispatcher.respond(now, &mut self.txn, tx, response);

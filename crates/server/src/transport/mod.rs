@@ -152,11 +152,16 @@ impl Shared {
     pub fn with_engine(&self, f: impl FnOnce(&mut Engine, Instant, &mut Vec<Transmit>)) {
         let mut out = Vec::new();
         let asked = Instant::now();
-        let (deadline, pending, records) = {
+        let (deadline, pending, records, refusals) = {
             let mut engine = self.engine.lock();
             let got = Instant::now();
             f(&mut engine, got, &mut out);
-            let r = (engine.next_deadline(), engine.take_pending(), engine.take_records());
+            let r = (
+                engine.next_deadline(),
+                engine.take_pending(),
+                engine.take_records(),
+                engine.take_auth_refusals(),
+            );
             let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
             self.stats.engine_locks.fetch_add(1, Ordering::Relaxed);
             self.stats
@@ -179,6 +184,12 @@ impl Shared {
         };
         for w in pending {
             self.submit(w);
+        }
+        if !refusals.is_empty() {
+            let now = Instant::now();
+            for r in refusals {
+                self.guard.bans.failure(r.source, &r.user, now);
+            }
         }
         for r in &records {
             self.metrics.call_ended(r.disposition);
