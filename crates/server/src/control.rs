@@ -62,6 +62,25 @@ pub struct BranchView {
     pub status: Option<u16>,
 }
 
+/// A source banned by the brute-force defence (`GET /api/bans`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BanView {
+    /// The banned address: an IPv4 address, or the first address of an IPv6 /64.
+    pub ip: String,
+    /// 32 (IPv4) or 64 (an IPv6 /64).
+    pub prefix_len: u8,
+    /// `source-failures` (too many password guesses from this address) or `user-failures` (it
+    /// kept guessing at a user under attack from many addresses).
+    pub reason: &'static str,
+    /// The user a `user-failures` ban protects.
+    pub user: Option<String>,
+    /// Unix seconds: banned at, and banned until.
+    pub since: u64,
+    pub until: u64,
+    /// Password guesses from this address within the window when it was banned.
+    pub failures: u32,
+}
+
 /// `GET /api/health`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
@@ -247,6 +266,39 @@ impl Control {
         found
     }
 
+    /// The sources banned now for failed authentications, by address.
+    pub fn bans(&self) -> Vec<BanView> {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let unix = |t: Instant| {
+            let at = if t >= now { wall + (t - now) } else { wall - (now - t) };
+            at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        };
+        self.shared
+            .guard
+            .bans
+            .list(now)
+            .into_iter()
+            .map(|b| BanView {
+                ip: b.ip.to_string(),
+                prefix_len: b.prefix_len,
+                reason: b.reason.as_str(),
+                user: match b.reason {
+                    crate::guard::bans::BanReason::UserFailures { user } => Some(user),
+                    crate::guard::bans::BanReason::SourceFailures => None,
+                },
+                since: unix(b.since),
+                until: unix(b.until),
+                failures: b.failures,
+            })
+            .collect()
+    }
+
+    /// Lifts the ban on `ip` (any address of a banned IPv6 /64); false when it was not banned.
+    pub fn unban(&self, ip: std::net::IpAddr) -> bool {
+        self.shared.guard.bans.unban(ip, Instant::now())
+    }
+
     /// Counters and gauges in the Prometheus text format.
     pub fn metrics(&self) -> String {
         let sh = &self.shared;
@@ -277,6 +329,10 @@ impl Control {
         g.engine_wait_ns = sh.stats.engine_wait_ns.load(Relaxed);
         g.engine_hold_ns = sh.stats.engine_hold_ns.load(Relaxed);
         g.uptime = sh.started.elapsed();
+        g.bans = sh.guard.bans.len(Instant::now());
+        g.bans_made = sh.guard.bans.made();
+        g.banned_packets = sh.guard.bans.dropped();
+        g.scanner_drops = sh.guard.agents.dropped();
         g.relay = sh.relay.as_ref().map(|r| {
             let (packets, bytes) = r.forwarded_totals();
             RelayGauges {

@@ -143,6 +143,11 @@ pub struct Gauges {
     pub active_calls: usize,
     pub transactions: usize,
     pub auth_failures: u64,
+    /// The brute-force defence and scanner blocking (`guard::bans`, `guard::agents`).
+    pub bans: usize,
+    pub bans_made: u64,
+    pub banned_packets: u64,
+    pub scanner_drops: u64,
     pub connections: usize,
     pub relay: Option<RelayGauges>,
     pub trace_messages: usize,
@@ -292,6 +297,25 @@ impl Metrics {
             "switchboard_auth_failures_total",
             "Digest credentials presented and refused (wrong password, unknown user, replayed nonce count).",
             g.auth_failures,
+        );
+        gauge(
+            o,
+            "switchboard_bans",
+            "Source addresses banned now for failed authentications.",
+            g.bans,
+        );
+        counter(o, "switchboard_bans_total", "Bans made since start.", g.bans_made);
+        counter(
+            o,
+            "switchboard_banned_packets_total",
+            "Packets and connections from banned sources dropped unanswered.",
+            g.banned_packets,
+        );
+        counter(
+            o,
+            "switchboard_scanner_drops_total",
+            "Requests from blocked (scanner) User-Agents dropped unanswered.",
+            g.scanner_drops,
         );
         counter(
             o,
