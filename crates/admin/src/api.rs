@@ -175,3 +175,22 @@ pub(crate) async fn hang_up(State(app): State<AppState>, Path(id): Path<String>)
         Err(ApiError::not_found("no such call"))
     }
 }
+
+/// `GET /api/bans`: the sources banned now by the brute-force defence.
+pub(crate) async fn bans(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "bans": app.control.bans() }))
+}
+
+/// `DELETE /api/bans/{ip}`: lifts a ban (any address of a banned IPv6 /64 names it).
+pub(crate) async fn unban(State(app): State<AppState>, Path(ip): Path<String>) -> Result<StatusCode, ApiError> {
+    let addr: std::net::IpAddr = ip
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{ip:?} is not an IP address")))?;
+    if app.control.unban(addr) {
+        tracing::info!(%addr, "ban lifted through the admin API");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("no ban on that address"))
+    }
+}

@@ -3,7 +3,7 @@
 //! One axum router on the `--http-listen` socket:
 //!
 //! - the JSON admin API under `/api/` (users, registrations, active calls, call records, the SIP
-//!   trace, health), described by the hand-written OpenAPI document `openapi.json` served at
+//!   trace, bans, health), described by the hand-written OpenAPI document `openapi.json` served at
 //!   `/api/openapi.json`;
 //! - `/metrics`, the server's Prometheus text;
 //! - the web console at `/` (`console.rs`: plain HTML, one script, one stylesheet, all built into
@@ -117,6 +117,8 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("DELETE", "/api/registrations/{id}", delete(api::remove_registration)),
         ("GET", "/api/calls", get(api::calls)),
         ("DELETE", "/api/calls/{id}", delete(api::hang_up)),
+        ("GET", "/api/bans", get(api::bans)),
+        ("DELETE", "/api/bans/{ip}", delete(api::unban)),
         ("GET", "/api/records", get(records::list)),
         ("GET", "/api/trace", get(trace::dialogs)),
         ("GET", "/api/trace/{call_id}", get(trace::call)),
