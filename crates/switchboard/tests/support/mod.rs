@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod baresip;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -320,4 +322,35 @@ pub fn sipp_log(dir: &Path, kind: &str) -> String {
         .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Runs `switchboard cert self-signed --out-dir DIR` (with `extra` flags) as an operator would;
+/// returns the certificate and key paths taken from the `serve with:` line it prints, and all it
+/// printed.
+pub fn cert_self_signed(out_dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf, String) {
+    let out = Command::new(bin())
+        .args(["cert", "self-signed", "--out-dir"])
+        .arg(out_dir)
+        .args(extra)
+        .output()
+        .expect("run cert self-signed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "cert self-signed failed: {}{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let serve_line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("serve with:"))
+        .unwrap_or_else(|| panic!("no 'serve with:' line in {text:?}"));
+    let words: Vec<&str> = serve_line.split_whitespace().collect();
+    let after = |flag: &str| {
+        let i = words
+            .iter()
+            .position(|w| *w == flag)
+            .unwrap_or_else(|| panic!("no {flag} in {serve_line:?}"));
+        PathBuf::from(words.get(i + 1).unwrap_or_else(|| panic!("nothing after {flag}")))
+    };
+    (after("--tls-cert"), after("--tls-key"), text)
 }
