@@ -31,6 +31,38 @@ pub enum Command {
     /// Make TLS certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// List and lift bans on a running server (through its admin API).
+    #[command(subcommand)]
+    Ban(BanCommand),
+}
+
+/// The admin API of a running server; shared by the `ban` commands.
+#[derive(Debug, Args, Clone)]
+pub struct ApiArgs {
+    /// Where the server's admin API listens (its --http-listen).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub http: String,
+    /// Bearer token of the admin API (the server's http.token).
+    #[arg(long, value_name = "TOKEN", env = "SWITCHBOARD_HTTP_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BanCommand {
+    /// List the sources banned for failed authentications.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the ban on an address (for an IPv6 ban, any address of its /64).
+    Remove {
+        ip: IpAddr,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +140,11 @@ pub mod limits {
     pub const NONCE_LIFETIME: RangeInclusive<u64> = 1..=86_400;
     pub const TRACE_CAPACITY: RangeInclusive<u64> = 1..=1_000_000;
     pub const HEP_AGENT_ID: RangeInclusive<u64> = 0..=u32::MAX as u64;
+    /// `ban_after_ip_failures`, `ban_after_user_failures` (0: never).
+    pub const BAN_FAILURES: RangeInclusive<u64> = 0..=1_000_000;
+    pub const BAN_WINDOW: RangeInclusive<u64> = 1..=86_400;
+    /// `ban_time` (30 days at most).
+    pub const BAN_TIME: RangeInclusive<u64> = 1..=2_592_000;
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +258,39 @@ pub struct ServeArgs {
     /// A tracing filter: `info`, `debug`, `server=debug,info`; SWITCHBOARD_LOG wins over it.
     #[arg(long, value_name = "FILTER", default_value = "info", value_parser = parse_log_filter)]
     pub log_level: String,
+    /// Password guesses from one address within --ban-window that ban it (0: never).
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(limits::BAN_FAILURES))]
+    pub ban_after_ip_failures: u64,
+    /// Password guesses at one user, from all addresses together, within --ban-window past which
+    /// every address still guessing at that user is banned (0: never). The account itself is
+    /// never locked.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(limits::BAN_FAILURES))]
+    pub ban_after_user_failures: u64,
+    /// The sliding window password guesses are counted over, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(limits::BAN_WINDOW))]
+    pub ban_window: u64,
+    /// How long a ban lasts, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(limits::BAN_TIME))]
+    pub ban_time: u64,
+    /// Networks never banned nor rate-limited, comma-separated CIDRs or addresses; "" for none.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "127.0.0.0/8,::1",
+        value_parser = parse_network
+    )]
+    pub trusted_networks: Vec<String>,
+    /// Requests whose User-Agent contains one of these (case-insensitive, comma-separated) are
+    /// dropped unanswered; "" for none.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "friendly-scanner,sipvicious,sipcli,sip-scan,VaxSIPUserAgent,iWar,sundayddr",
+        value_parser = parse_user_agent
+    )]
+    pub blocked_user_agents: Vec<String>,
 }
 
 /// A value that must not reach logs or `Debug` output (the admin API token).
@@ -390,6 +460,27 @@ pub fn parse_log_filter(s: &str) -> Result<String, String> {
         .map_err(|e| format!("not a log filter: {e}"))
 }
 
+/// A network in CIDR notation (`203.0.113.0/24`, `2001:db8::/32`) or one address; the empty
+/// string stands for no network (so `--trusted-networks ""` empties the list).
+pub fn parse_network(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    server::guard::Networks::parse(&[s.to_owned()])?;
+    Ok(s.to_owned())
+}
+
+/// A User-Agent substring (no control characters; on the command line commas separate the
+/// list); the empty string stands for none (so `--blocked-user-agents ""` empties the list).
+pub fn parse_user_agent(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.chars().any(|c| c.is_control()) {
+        return Err("a User-Agent substring has no control characters".into());
+    }
+    Ok(s.to_owned())
+}
+
 /// A bearer token: printable ASCII without spaces (e.g. `openssl rand -hex 32`).
 pub fn parse_token(s: &str) -> Result<Secret, String> {
     if s.is_empty() {
@@ -522,5 +613,33 @@ mod tests {
             Cli::try_parse_from(["switchboard", "user", "passwd", "1000"]).is_err(),
             "passwd needs a password or a flag to change"
         );
+    }
+
+    #[test]
+    fn ban_commands_parse() {
+        let cli = Cli::try_parse_from(["switchboard", "ban", "list"]).expect("valid");
+        let Command::Ban(BanCommand::List { api, json }) = cli.command else {
+            panic!("ban list")
+        };
+        assert_eq!((api.http.as_str(), json), ("127.0.0.1:8080", false));
+        let cli = Cli::try_parse_from([
+            "switchboard",
+            "ban",
+            "remove",
+            "2001:db8::7",
+            "--http",
+            "10.0.0.5:9000",
+            "--token",
+            "t0ken",
+        ])
+        .expect("valid");
+        let Command::Ban(BanCommand::Remove { ip, api }) = cli.command else {
+            panic!("ban remove")
+        };
+        assert_eq!(ip, "2001:db8::7".parse::<IpAddr>().expect("ip"));
+        assert_eq!(api.http, "10.0.0.5:9000");
+        assert_eq!(api.token.as_ref().map(Secret::expose), Some("t0ken"));
+        assert!(Cli::try_parse_from(["switchboard", "ban", "remove", "not-an-ip"]).is_err());
+        assert!(Cli::try_parse_from(["switchboard", "ban", "remove"]).is_err());
     }
 }

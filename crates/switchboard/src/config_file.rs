@@ -57,6 +57,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("store_subscribers", "store.subscribers"),
     ("store_locations", "store.locations"),
     ("store_records", "store.records"),
+    ("ban_after_ip_failures", "guard.ban_after_ip_failures"),
+    ("ban_after_user_failures", "guard.ban_after_user_failures"),
+    ("ban_window", "guard.ban_window"),
+    ("ban_time", "guard.ban_time"),
+    ("trusted_networks", "guard.trusted_networks"),
+    ("blocked_user_agents", "guard.blocked_user_agents"),
 ];
 
 /// Keys whose values never appear in messages.
@@ -137,6 +143,8 @@ struct ConfigFile {
     log: LogSection,
     #[serde(default)]
     store: StoreSection,
+    #[serde(default)]
+    guard: GuardSection,
 }
 
 #[derive(Deserialize, Default)]
@@ -214,6 +222,17 @@ struct StoreSection {
     subscribers: Option<String>,
     locations: Option<String>,
     records: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a table of [guard] settings")]
+struct GuardSection {
+    ban_after_ip_failures: Option<u64>,
+    ban_after_user_failures: Option<u64>,
+    ban_window: Option<u64>,
+    ban_time: Option<u64>,
+    trusted_networks: Option<Vec<String>>,
+    blocked_user_agents: Option<Vec<String>>,
 }
 
 /// The command-line `args` with the config file they name (if any) merged in: a key of the file
@@ -411,6 +430,7 @@ impl ConfigFile {
             trace,
             log,
             store,
+            guard,
         } = self;
 
         m.put(
@@ -561,8 +581,43 @@ impl ConfigFile {
         ] {
             m.put(setting, key, non_empty_text(key, value)?.map(Some));
         }
+
+        for (key, value, setting) in [
+            (
+                "guard.ban_after_ip_failures",
+                guard.ban_after_ip_failures,
+                &mut args.ban_after_ip_failures,
+            ),
+            (
+                "guard.ban_after_user_failures",
+                guard.ban_after_user_failures,
+                &mut args.ban_after_user_failures,
+            ),
+        ] {
+            m.put(setting, key, number(key, value, limits::BAN_FAILURES)?);
+        }
+        let key = "guard.ban_window";
+        m.put(
+            &mut args.ban_window,
+            key,
+            number(key, guard.ban_window, limits::BAN_WINDOW)?,
+        );
+        let key = "guard.ban_time";
+        m.put(&mut args.ban_time, key, number(key, guard.ban_time, limits::BAN_TIME)?);
+        // An empty list is allowed: no trusted network, no blocked User-Agent.
+        let key = "guard.trusted_networks";
+        let networks = parsed_list(key, guard.trusted_networks, cli::parse_network)?;
+        m.put(&mut args.trusted_networks, key, networks);
+        let key = "guard.blocked_user_agents";
+        let agents = parsed_list(key, guard.blocked_user_agents, cli::parse_user_agent)?;
+        m.put(&mut args.blocked_user_agents, key, agents);
         Ok(())
     }
+}
+
+/// The entries of a list flag that say something (`--trusted-networks ""` is the empty list).
+fn non_blank(list: &[String]) -> Vec<String> {
+    list.iter().filter(|s| !s.trim().is_empty()).cloned().collect()
 }
 
 /// Checks what spans several settings and builds what `serve` runs with.
@@ -639,6 +694,15 @@ pub fn serve_options(args: &ServeArgs) -> Result<ServeOptions, ConfigError> {
                 capacity: args.trace_capacity as usize,
                 hep_collector: args.hep_collector,
                 hep_agent_id: as_u32(args.hep_agent_id),
+            },
+            guard: server::GuardSettings {
+                ban_after_ip_failures: as_u32(args.ban_after_ip_failures),
+                ban_after_user_failures: as_u32(args.ban_after_user_failures),
+                ban_window: Duration::from_secs(args.ban_window),
+                ban_time: Duration::from_secs(args.ban_time),
+                trusted_networks: non_blank(&args.trusted_networks),
+                blocked_user_agents: non_blank(&args.blocked_user_agents),
+                ..server::GuardSettings::default()
             },
             ..server::ServerConfig::default()
         },
@@ -936,6 +1000,101 @@ mod tests {
             built.server.tls_listen,
             ["0.0.0.0:5061".parse::<SocketAddr>().expect("addr")]
         );
+    }
+
+    #[test]
+    fn guard_settings_from_flags_and_file() {
+        let defaults = serve_options(&settings(&[], None).expect("defaults")).expect("valid");
+        let g = &defaults.server.guard;
+        let built_in = server::GuardSettings::default();
+        assert_eq!(
+            (
+                g.ban_after_ip_failures,
+                g.ban_after_user_failures,
+                g.ban_window,
+                g.ban_time
+            ),
+            (
+                built_in.ban_after_ip_failures,
+                built_in.ban_after_user_failures,
+                built_in.ban_window,
+                built_in.ban_time
+            )
+        );
+        assert_eq!(g.trusted_networks, built_in.trusted_networks);
+        assert_eq!(g.blocked_user_agents, built_in.blocked_user_agents);
+
+        let flags = settings(
+            &[
+                "--ban-after-ip-failures",
+                "5",
+                "--ban-after-user-failures",
+                "0",
+                "--ban-window",
+                "60",
+                "--ban-time",
+                "120",
+                "--trusted-networks",
+                "",
+                "--blocked-user-agents",
+                "",
+            ],
+            None,
+        )
+        .expect("valid");
+        let built = serve_options(&flags).expect("valid");
+        let g = &built.server.guard;
+        assert_eq!((g.ban_after_ip_failures, g.ban_after_user_failures), (5, 0));
+        assert_eq!(
+            (g.ban_window, g.ban_time),
+            (Duration::from_secs(60), Duration::from_secs(120))
+        );
+        assert!(g.trusted_networks.is_empty(), "an empty flag empties the list");
+        assert!(g.blocked_user_agents.is_empty());
+
+        let file = "[guard]\nban_time = 86400\ntrusted_networks = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n\
+                    blocked_user_agents = []\n";
+        let from_file = serve_options(&settings(&[], Some(file)).expect("valid")).expect("valid");
+        let g = &from_file.server.guard;
+        assert_eq!(g.ban_time, Duration::from_secs(86_400));
+        assert_eq!(g.trusted_networks, ["10.0.0.0/8", "2001:db8::/32"]);
+        assert!(g.blocked_user_agents.is_empty());
+        let both = settings(&["--trusted-networks", "192.0.2.0/24,198.51.100.1"], Some(file)).expect("valid");
+        assert_eq!(both.trusted_networks, ["192.0.2.0/24", "198.51.100.1"]);
+
+        for (file, key, why) in [
+            ("[guard]\nban_window = 0", "guard.ban_window", "not in 1..="),
+            ("[guard]\nban_time = 99999999", "guard.ban_time", "not in 1..="),
+            (
+                "[guard]\nban_after_ip_failures = -1",
+                "guard.ban_after_ip_failures",
+                "-1",
+            ),
+            (
+                "[guard]\ntrusted_networks = [\"10.0.0.0/33\"]",
+                "guard.trusted_networks",
+                "prefix length",
+            ),
+            (
+                "[guard]\ntrusted_networks = [\"office\"]",
+                "guard.trusted_networks",
+                "not an IP address",
+            ),
+            ("[guard]\nban_tme = 5", "guard.ban_tme", "unknown key"),
+        ] {
+            let e = error(&[], file);
+            assert_eq!(e.key_name(), Some(key), "{file:?}: {e}");
+            assert!(e.to_string().contains(why), "{file:?}: {e}");
+        }
+        for bad in [
+            ["--trusted-networks", "10.0.0.0/40"],
+            ["--ban-window", "0"],
+            ["--ban-after-ip-failures", "x"],
+        ] {
+            let mut argv = vec!["switchboard", "serve"];
+            argv.extend(bad);
+            assert!(Cli::command().try_get_matches_from(argv).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

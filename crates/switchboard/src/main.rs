@@ -2,6 +2,7 @@
 //! from the flags and the config file (`config_file.rs`); a bad setting stops start-up with
 //! status 2, as does an option whose issue has not landed yet.
 
+mod ban;
 mod cert;
 mod cli;
 mod config_file;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         },
         Command::User(cmd) => users::run(cmd),
         Command::Cert(cmd) => cert::run(cmd),
+        Command::Ban(cmd) => ban::run(cmd),
     }
 }
 
