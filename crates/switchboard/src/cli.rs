@@ -145,6 +145,13 @@ pub mod limits {
     pub const BAN_WINDOW: RangeInclusive<u64> = 1..=86_400;
     /// `ban_time` (30 days at most).
     pub const BAN_TIME: RangeInclusive<u64> = 1..=2_592_000;
+    /// `source_rate`, `source_burst` (0 rate: no limit).
+    pub const SOURCE_RATE: RangeInclusive<u64> = 0..=10_000_000;
+    /// `overload_queue_delay` in milliseconds (0: never shed).
+    pub const OVERLOAD_QUEUE_DELAY: RangeInclusive<u64> = 0..=60_000;
+    pub const RETRY_AFTER: RangeInclusive<u64> = 1..=3600;
+    /// `max_calls_per_user` (0: no limit).
+    pub const MAX_CALLS_PER_USER: RangeInclusive<u64> = 0..=100_000;
 }
 
 #[derive(Debug, Args)]
@@ -291,6 +298,23 @@ pub struct ServeArgs {
         value_parser = parse_user_agent
     )]
     pub blocked_user_agents: Vec<String>,
+    /// Requests per second one source address may send on average; more are dropped unread
+    /// (0: no limit). Trusted networks are exempt.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(limits::SOURCE_RATE))]
+    pub source_rate: u64,
+    /// The burst a source may send above --source-rate.
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(limits::SOURCE_RATE))]
+    pub source_burst: u64,
+    /// A new request that waited this many milliseconds in the receive queue finds the server
+    /// overloaded and gets 503 + Retry-After (0: never shed).
+    #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(limits::OVERLOAD_QUEUE_DELAY))]
+    pub overload_queue_delay: u64,
+    /// The Retry-After of those 503s, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(limits::RETRY_AFTER))]
+    pub retry_after: u64,
+    /// Most calls one user may have in progress (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(limits::MAX_CALLS_PER_USER))]
+    pub max_calls_per_user: u64,
 }
 
 /// A value that must not reach logs or `Debug` output (the admin API token).

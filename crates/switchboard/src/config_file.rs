@@ -63,6 +63,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ban_time", "guard.ban_time"),
     ("trusted_networks", "guard.trusted_networks"),
     ("blocked_user_agents", "guard.blocked_user_agents"),
+    ("source_rate", "guard.source_rate"),
+    ("source_burst", "guard.source_burst"),
+    ("overload_queue_delay", "guard.overload_queue_delay"),
+    ("retry_after", "guard.retry_after"),
+    ("max_calls_per_user", "guard.max_calls_per_user"),
 ];
 
 /// Keys whose values never appear in messages.
@@ -233,6 +238,11 @@ struct GuardSection {
     ban_time: Option<u64>,
     trusted_networks: Option<Vec<String>>,
     blocked_user_agents: Option<Vec<String>>,
+    source_rate: Option<u64>,
+    source_burst: Option<u64>,
+    overload_queue_delay: Option<u64>,
+    retry_after: Option<u64>,
+    max_calls_per_user: Option<u64>,
 }
 
 /// The command-line `args` with the config file they name (if any) merged in: a key of the file
@@ -611,6 +621,40 @@ impl ConfigFile {
         let key = "guard.blocked_user_agents";
         let agents = parsed_list(key, guard.blocked_user_agents, cli::parse_user_agent)?;
         m.put(&mut args.blocked_user_agents, key, agents);
+        for (key, value, setting, range) in [
+            (
+                "guard.source_rate",
+                guard.source_rate,
+                &mut args.source_rate,
+                limits::SOURCE_RATE,
+            ),
+            (
+                "guard.source_burst",
+                guard.source_burst,
+                &mut args.source_burst,
+                limits::SOURCE_RATE,
+            ),
+            (
+                "guard.overload_queue_delay",
+                guard.overload_queue_delay,
+                &mut args.overload_queue_delay,
+                limits::OVERLOAD_QUEUE_DELAY,
+            ),
+            (
+                "guard.retry_after",
+                guard.retry_after,
+                &mut args.retry_after,
+                limits::RETRY_AFTER,
+            ),
+            (
+                "guard.max_calls_per_user",
+                guard.max_calls_per_user,
+                &mut args.max_calls_per_user,
+                limits::MAX_CALLS_PER_USER,
+            ),
+        ] {
+            m.put(setting, key, number(key, value, range)?);
+        }
         Ok(())
     }
 }
@@ -702,7 +746,11 @@ pub fn serve_options(args: &ServeArgs) -> Result<ServeOptions, ConfigError> {
                 ban_time: Duration::from_secs(args.ban_time),
                 trusted_networks: non_blank(&args.trusted_networks),
                 blocked_user_agents: non_blank(&args.blocked_user_agents),
-                ..server::GuardSettings::default()
+                source_rate: as_u32(args.source_rate),
+                source_burst: as_u32(args.source_burst),
+                overload_queue_delay: Duration::from_millis(args.overload_queue_delay),
+                retry_after: as_u32(args.retry_after),
+                max_calls_per_user: as_u32(args.max_calls_per_user),
             },
             ..server::ServerConfig::default()
         },
