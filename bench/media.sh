@@ -22,7 +22,7 @@ cc -O2 -o "$RUN/rtpblast" "$RTPE/rtpblast.c"
 cpu_ns() { local t=0 f v; for f in /proc/$1/task/*/schedstat; do v=$(awk '{print $1}' "$f" 2>/dev/null) && t=$((t + ${v:-0})); done; echo $t; }
 for u in 1000 1001; do "$SB" user add $u --password pw$u --domain $IP --data-dir "$RUN/sb" >/dev/null; done
 "$SB" serve --sip-listen $IP:$PORT --domain $IP --data-dir "$RUN/sb" --http-listen $IP:18081 \
-  --media-address $IP --rtp-ports 30000-39999 --media-timeout 600 >"$RUN/server.log" 2>&1 &
+  --media-address $IP --rtp-ports 30000-39999 --media-timeout 600 --max-calls-per-user 0 >"$RUN/server.log" 2>&1 &
 PID=$!
 sleep 1
 python3 "$HERE/media_calls.py" "$IP:$PORT" "$CALLS" "$RUN/pairs" 20000 24000

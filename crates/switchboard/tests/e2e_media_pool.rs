@@ -215,7 +215,8 @@ impl Rig {
         let dir = TempDir::new("mediapool");
         support::add_user(dir.path(), ALICE.0, ALICE.1);
         support::add_user(dir.path(), BOB.0, BOB.1);
-        let mut args = vec!["--rtp-ports", rtp_ports];
+        // One caller places thousands of calls here: no per-user cap.
+        let mut args = vec!["--rtp-ports", rtp_ports, "--max-calls-per-user", "0"];
         args.extend_from_slice(extra);
         let server = Server::start_in(dir, &args);
         let rig = Rig {
