@@ -185,13 +185,14 @@ fn idle_tcp_connections_are_closed() {
 
 #[test]
 fn many_sources_keep_getting_answers_while_one_floods_garbage() {
-    let server = Server::start(&[]);
+    // Loopback is trusted (never rate-limited) by default; here 127.0.0.2 is the internet.
+    let server = Server::start(&["--trusted-networks", ""]);
     let stop = Arc::new(AtomicBool::new(false));
     let flood = {
         let stop = stop.clone();
         let target = server.udp;
         std::thread::spawn(move || {
-            let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            let s = UdpSocket::bind("127.0.0.2:0").expect("bind");
             let garbage: [&[u8]; 3] = [
                 b"\x00\x01\x02 not sip at all",
                 b"INVITE <sip:x> SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKf\r\n\r\n",
@@ -211,7 +212,7 @@ fn many_sources_keep_getting_answers_while_one_floods_garbage() {
         .map(|i| {
             let target = server.udp;
             std::thread::spawn(move || {
-                let s = udp_client();
+                let s = UdpSocket::bind("127.0.0.3:0").expect("bind");
                 let local = s.local_addr().expect("local");
                 udp_transaction(
                     &s,

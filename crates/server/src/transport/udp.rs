@@ -86,7 +86,10 @@ fn receive_loop(shared: &Shared, index: usize) {
             && shared.guard.flood.overloaded(stamp::waited(arrived))
             && crate::guard::flood::sheddable(m)
         {
-            shared.shed(m, &data, Transport::Udp, source, index as u64);
+            // A scanner stays unanswered, overloaded or not.
+            if !shared.guard.agents.blocks(m) {
+                shared.shed(m, &data, Transport::Udp, source, index as u64);
+            }
             continue;
         }
         shared.on_received(parsed, &data, Transport::Udp, source, index as u64);
