@@ -152,8 +152,9 @@ pub struct GuardSettings {
     /// above it.
     pub source_rate: u32,
     pub source_burst: u32,
-    /// When a request has waited this long in the receive queue, the server is overloaded:
-    /// new out-of-dialog requests get 503 + Retry-After (zero: never shed).
+    /// When the shortest wait in the UDP receive queue over 100 ms exceeds this, the queue
+    /// stands and the server is overloaded: new out-of-dialog requests without credentials that
+    /// waited longer get 503 + Retry-After (zero: never shed). See `guard::flood`.
     pub overload_queue_delay: Duration,
     /// The Retry-After of those 503s, in seconds.
     pub retry_after: u32,
@@ -173,7 +174,7 @@ impl Default for GuardSettings {
             trusted_networks: vec!["127.0.0.0/8".into(), "::1".into()],
             source_rate: 1000,
             source_burst: 2000,
-            overload_queue_delay: Duration::from_millis(200),
+            overload_queue_delay: Duration::from_millis(50),
             retry_after: 5,
             max_calls_per_user: 10,
             blocked_user_agents: [

@@ -305,9 +305,9 @@ pub struct ServeArgs {
     /// The burst a source may send above --source-rate.
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(limits::SOURCE_RATE))]
     pub source_burst: u64,
-    /// A new request that waited this many milliseconds in the receive queue finds the server
-    /// overloaded and gets 503 + Retry-After (0: never shed).
-    #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(limits::OVERLOAD_QUEUE_DELAY))]
+    /// Overload: when even the shortest wait in the UDP receive queue over 100 ms exceeds this
+    /// many milliseconds, new requests that waited longer get 503 + Retry-After (0: never shed).
+    #[arg(long, value_name = "MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(limits::OVERLOAD_QUEUE_DELAY))]
     pub overload_queue_delay: u64,
     /// The Retry-After of those 503s, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(limits::RETRY_AFTER))]

@@ -3,7 +3,8 @@
 //! source, and the overload test behind 503 shedding.
 //!
 //! Overload is judged by how long requests wait in the UDP receive queue (the kernel stamps each
-//! datagram on arrival, `SO_TIMESTAMPNS`): past `overload_queue_delay` the server is behind, and
+//! datagram on arrival, `SO_TIMESTAMPNS`): when even the shortest wait over 100 ms is past
+//! `overload_queue_delay` ([`OverloadDetector`]), the server is behind, and
 //! every new request it admits makes the queue longer, the phones retransmit, and the
 //! retransmissions fill the queue further (the spiral Kamailio falls into). Shedding the *first*
 //! request of each new transaction with a stateless 503 + Retry-After costs a parse and a send;
@@ -109,9 +110,52 @@ impl Flood {
         })
     }
 
-    /// Whether a request that waited `queued` in the receive queue finds the server overloaded.
-    pub fn overloaded(&self, queued: Duration) -> bool {
-        !self.overload_delay.is_zero() && queued > self.overload_delay
+    /// An overload detector for one receive thread.
+    pub fn detector(&self) -> OverloadDetector {
+        OverloadDetector::new(self.overload_delay)
+    }
+}
+
+/// Decides, packet by packet, whether a receive thread is overloaded, from how long each packet
+/// waited in the socket's queue. CoDel's rule: a burst makes some packets wait and then drains;
+/// overload is a *standing* queue, where even the packet that waited least in an interval waited
+/// more than the target. Sans-IO: time comes in with each packet.
+#[derive(Debug, Clone)]
+pub struct OverloadDetector {
+    target: Duration,
+    interval_start: Option<Instant>,
+    min_in_interval: Duration,
+    overloaded: bool,
+}
+
+/// How long the shortest wait is watched before deciding (CoDel uses 100 ms).
+const INTERVAL: Duration = Duration::from_millis(100);
+
+impl OverloadDetector {
+    pub fn new(target: Duration) -> Self {
+        OverloadDetector {
+            target,
+            interval_start: None,
+            min_in_interval: Duration::MAX,
+            overloaded: false,
+        }
+    }
+
+    /// A packet that waited `waited`, dequeued at `now`: whether new work should be shed now.
+    pub fn on_packet(&mut self, now: Instant, waited: Duration) -> bool {
+        if self.target.is_zero() {
+            return false;
+        }
+        self.min_in_interval = self.min_in_interval.min(waited);
+        let start = *self.interval_start.get_or_insert(now);
+        if now.saturating_duration_since(start) >= INTERVAL {
+            self.overloaded = self.min_in_interval > self.target;
+            self.min_in_interval = Duration::MAX;
+            self.interval_start = Some(now);
+        }
+        // Shed only while the queue stands and this packet itself waited: once it drains, the
+        // next packets are taken in at once, before the interval ends.
+        self.overloaded && waited > self.target
     }
 }
 
@@ -206,6 +250,42 @@ mod tests {
         drop(slots);
         assert!(f.handshake_slot(ip).is_some());
         assert!(f.handshakes.lock().len() <= 1);
+    }
+
+    #[test]
+    fn a_burst_is_not_overload_but_a_standing_queue_is() {
+        let target = Duration::from_millis(50);
+        let mut d = OverloadDetector::new(target);
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // A burst: waits rise to 300 ms and drain within the interval; some packet waited little.
+        let mut shed = 0;
+        for i in 0..200u64 {
+            let waited = if i < 100 { ms(300 - 3 * i) } else { ms(1) };
+            shed += usize::from(d.on_packet(t0 + Duration::from_micros(1000 * i), waited));
+        }
+        assert_eq!(shed, 0, "a burst that drains is taken in");
+        // A standing queue: every packet of an interval waits more than the target.
+        let t1 = t0 + ms(300);
+        let mut shed = 0;
+        for i in 0..300u64 {
+            shed += usize::from(d.on_packet(t1 + ms(i), ms(120)));
+        }
+        assert!(shed >= 190, "shedding starts after one interval ({shed})");
+        // The queue drains: packets that waited little are taken in at once.
+        assert!(!d.on_packet(t1 + ms(301), ms(2)));
+        // A whole interval of short waits clears the state.
+        for i in 0..120u64 {
+            d.on_packet(t1 + ms(302 + i), ms(2));
+        }
+        assert!(
+            !d.on_packet(t1 + ms(430), ms(80)),
+            "over the target but no standing queue"
+        );
+        assert!(
+            !OverloadDetector::new(Duration::ZERO).on_packet(t1, ms(10_000)),
+            "0 turns it off"
+        );
     }
 
     #[test]

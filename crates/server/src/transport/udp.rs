@@ -64,6 +64,7 @@ fn receive_loop(shared: &Shared, index: usize) {
         return;
     };
     let mut scratch = vec![0u8; shared.limits.max_message_size.max(65_535) + 1];
+    let mut overload = shared.guard.flood.detector();
     while !shared.stopping.load(Ordering::Relaxed) {
         let (n, source, arrived) = match stamp::recv_from(&sock, &mut scratch) {
             Ok(r) => r,
@@ -74,7 +75,10 @@ fn receive_loop(shared: &Shared, index: usize) {
                 continue;
             }
         };
-        if shared.guard.admit(source.ip(), std::time::Instant::now()) == crate::guard::Admit::Drop {
+        let now = std::time::Instant::now();
+        // Every packet feeds the overload detector, dropped ones too: they waited in the queue.
+        let shed = overload.on_packet(now, stamp::waited(arrived));
+        if shared.guard.admit(source.ip(), now) == crate::guard::Admit::Drop {
             continue;
         }
         let data = Bytes::copy_from_slice(&scratch[..n]);
@@ -82,8 +86,8 @@ fn receive_loop(shared: &Shared, index: usize) {
             continue; // keep-alive
         }
         let parsed = Message::parse_with(data.clone(), Framing::Datagram, &shared.limits);
-        if let Ok(m) = &parsed
-            && shared.guard.flood.overloaded(stamp::waited(arrived))
+        if shed
+            && let Ok(m) = &parsed
             && crate::guard::flood::sheddable(m)
         {
             // A scanner stays unanswered, overloaded or not.
