@@ -43,6 +43,8 @@ pub(crate) struct UserView {
     domain: String,
     /// Registers and calls over TLS only.
     tls_only: bool,
+    /// Where the user may register and call from (empty: anywhere).
+    allowed_networks: Vec<String>,
 }
 
 impl From<&Subscriber> for UserView {
@@ -51,8 +53,20 @@ impl From<&Subscriber> for UserView {
             ext: s.user.clone(),
             domain: s.domain.clone(),
             tls_only: s.tls_only,
+            allowed_networks: s.allowed_networks.clone(),
         }
     }
+}
+
+/// Checks a list of networks (CIDRs or addresses), dropping blank entries.
+fn networks(list: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let list: Vec<String> = list
+        .into_iter()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .collect();
+    server::guard::Networks::parse(&list).map_err(|e| ApiError::bad_request(format!("allowed_networks: {e}")))?;
+    Ok(list)
 }
 
 #[derive(Deserialize)]
@@ -62,6 +76,8 @@ struct NewUser {
     password: String,
     #[serde(default)]
     tls_only: bool,
+    #[serde(default)]
+    allowed_networks: Vec<String>,
 }
 
 /// The body of `PUT /api/users/{ext}`: a new password, a new TLS-only flag, or both.
@@ -70,6 +86,7 @@ struct NewUser {
 struct UserChange {
     password: Option<String>,
     tls_only: Option<bool>,
+    allowed_networks: Option<Vec<String>>,
 }
 
 pub(crate) async fn list_users(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -81,7 +98,9 @@ pub(crate) async fn list_users(State(app): State<AppState>) -> Result<Json<serde
 
 pub(crate) async fn add_user(State(app): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let new: NewUser = parse_body(&body)?;
-    let subscriber = Subscriber::new(&new.ext, app.control.domain(), &new.password)?.with_tls_only(new.tls_only);
+    let subscriber = Subscriber::new(&new.ext, app.control.domain(), &new.password)?
+        .with_tls_only(new.tls_only)
+        .with_allowed_networks(networks(new.allowed_networks)?);
     let view = UserView::from(&subscriber);
     blocking(&app, move |s| s.add(&subscriber)).await?;
     tracing::info!(user = %view.ext, "user added through the admin API");
@@ -94,11 +113,13 @@ pub(crate) async fn set_password(
     body: Bytes,
 ) -> Result<Json<UserView>, ApiError> {
     let change: UserChange = parse_body(&body)?;
-    if change.password.is_none() && change.tls_only.is_none() {
+    if change.password.is_none() && change.tls_only.is_none() && change.allowed_networks.is_none() {
         return Err(ApiError::bad_request(
-            "nothing to change: give password, tls_only or both",
+            "nothing to change: give password, tls_only, allowed_networks or several",
         ));
     }
+    let allowed = change.allowed_networks.map(networks).transpose()?;
+    let allowed_set = allowed.is_some();
     let domain = app.control.domain().to_ascii_lowercase();
     let new = change
         .password
@@ -114,6 +135,9 @@ pub(crate) async fn set_password(
         if let Some(on) = tls_only {
             s.set_tls_only(&user, &domain, on)?;
         }
+        if let Some(list) = &allowed {
+            s.set_allowed_networks(&user, &domain, list)?;
+        }
         s.get(&user, &domain)?.ok_or(StoreError::NotFound)
     })
     .await?;
@@ -122,6 +146,9 @@ pub(crate) async fn set_password(
     }
     if let Some(on) = tls_only {
         tracing::info!(user = %ext, tls_only = on, "TLS-only flag set through the admin API");
+    }
+    if allowed_set {
+        tracing::info!(user = %ext, "allowed networks set through the admin API");
     }
     Ok(Json(UserView::from(&stored)))
 }

@@ -28,7 +28,7 @@ fn users_are_added_changed_and_removed() {
     assert_eq!(status, 400, "a missing password: {v}");
     assert_eq!(
         rig.json("/api/users"),
-        json!({ "users": [{ "ext": "1000", "domain": DOMAIN, "tls_only": false }] })
+        json!({ "users": [{ "ext": "1000", "domain": DOMAIN, "tls_only": false, "allowed_networks": [] }] })
     );
 
     // The running server notices the new user by itself.
@@ -38,7 +38,10 @@ fn users_are_added_changed_and_removed() {
     let (status, v) = rig.request("PUT", "/api/users/1000", Some(r#"{"password":"second-secret"}"#));
     assert_eq!(
         (status, &v),
-        (200, &json!({ "ext": "1000", "domain": DOMAIN, "tls_only": false }))
+        (
+            200,
+            &json!({ "ext": "1000", "domain": DOMAIN, "tls_only": false, "allowed_networks": [] })
+        )
     );
     let mut phone = Phone::new(rig.sip, "1000", "second-secret");
     assert_eq!(phone.register(), 200, "the new password works at once");
@@ -57,7 +60,10 @@ fn users_are_added_changed_and_removed() {
     );
     assert_eq!(
         (status, &v),
-        (201, &json!({ "ext": "1002", "domain": DOMAIN, "tls_only": true }))
+        (
+            201,
+            &json!({ "ext": "1002", "domain": DOMAIN, "tls_only": true, "allowed_networks": [] })
+        )
     );
     let (status, v) = rig.request("PUT", "/api/users/1002", Some(r#"{"password":"pw2"}"#));
     assert_eq!((status, v["tls_only"].as_bool()), (200, Some(true)), "{v}");
@@ -75,6 +81,35 @@ fn users_are_added_changed_and_removed() {
     eventually("tls_only to be enforced", || (phone.register() == 403).then_some(()));
     let (status, _) = rig.request("PUT", "/api/users/1000", Some(r#"{"tls_only":false}"#));
     assert_eq!(status, 200);
+
+    // Allowed networks: checked, stored, enforced after authentication, cleared.
+    let (status, v) = rig.request(
+        "PUT",
+        "/api/users/1000",
+        Some(r#"{"allowed_networks":["10.0.0.0/33"]}"#),
+    );
+    assert_eq!(
+        (status, v["error"].as_str().is_some_and(|e| e.contains("10.0.0.0/33"))),
+        (400, true),
+        "{v}"
+    );
+    let (status, v) = rig.request(
+        "PUT",
+        "/api/users/1000",
+        Some(r#"{"allowed_networks":["198.51.100.0/24"]}"#),
+    );
+    assert_eq!(
+        (status, &v["allowed_networks"]),
+        (200, &json!(["198.51.100.0/24"])),
+        "{v}"
+    );
+    let mut phone = Phone::new(rig.sip, "1000", "second-secret");
+    eventually("the network list to be enforced", || {
+        (phone.register() == 403).then_some(())
+    });
+    let (status, v) = rig.request("PUT", "/api/users/1000", Some(r#"{"allowed_networks":[]}"#));
+    assert_eq!((status, &v["allowed_networks"]), (200, &json!([])), "{v}");
+    eventually("anywhere again", || (phone.register() == 200).then_some(()));
     let (status, _) = rig.request("DELETE", "/api/users/1002", None);
     assert_eq!(status, 204);
 

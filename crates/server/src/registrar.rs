@@ -265,6 +265,19 @@ impl<S: SubscriberStore> Registrar<S> {
             .is_some_and(|s| s.tls_only)
     }
 
+    /// Whether `user` may register and call from `ip` (its `allowed_networks`; none: anywhere).
+    /// Asked only after authentication, so the answer says nothing to someone without the
+    /// password.
+    pub fn allowed_from(&mut self, user: &str, ip: std::net::IpAddr) -> bool {
+        let domain = self.domain.clone();
+        match self.subscribers.get(user, &domain).ok().flatten() {
+            Some(s) if !s.allowed_networks.is_empty() => {
+                crate::guard::Networks::parse_lossy(&s.allowed_networks).contains(ip)
+            }
+            _ => true,
+        }
+    }
+
     /// Handles a REGISTER that passed `check_essentials`. `now` is Unix time in seconds.
     pub fn handle(&mut self, req: &Message, from: &Peer, now: u64, tag: &str) -> Reply {
         let reply = |code: u16, reason: Option<&str>| Reply::Now(Message::response_to(req, code, reason, Some(tag)));
@@ -295,6 +308,9 @@ impl<S: SubscriberStore> Registrar<S> {
         }
         if !is_secure(from.transport) && self.is_tls_only(&user) {
             return reply(403, Some("Forbidden (TLS required)"));
+        }
+        if !self.allowed_from(&user, from.addr.ip()) {
+            return reply(403, Some("Forbidden (not allowed from this network)"));
         }
 
         // Contacts (§10.3 steps 6-8).

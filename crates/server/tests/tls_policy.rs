@@ -361,3 +361,46 @@ fn a_sips_request_uri_needs_tls_in_and_out() {
         Some("380 example.com \"SIPS Not Allowed\"")
     );
 }
+
+/// Per-user network ACLs (issue #10 item 3) share this rig: carol may only use 198.51.100.0/24.
+#[test]
+fn a_user_with_allowed_networks_is_refused_elsewhere_after_authentication() {
+    let mut r = rig(vec![binding("alice", "sip:alice@192.0.2.40", "udp:192.0.2.40:5060", 0)]);
+    SqliteStore::open_in(&r.dir)
+        .expect("a second handle, as `switchboard user passwd` would")
+        .set_allowed_networks("carol", DOMAIN, &["198.51.100.0/24".to_owned()])
+        .expect("set");
+    let outside = phone(Transport::Udp, "192.0.2.50:5060", 0);
+    let inside = phone(Transport::Udp, "198.51.100.7:5060", 0);
+
+    // A wrong password from outside learns nothing: the usual 401.
+    let resp = r.register("carol", "wrong", "sip:example.com", "sip:carol@192.0.2.50", &outside);
+    assert_eq!(resp.status_code(), Some(401));
+    let resp = r.register("carol", "pw-carol", "sip:example.com", "sip:carol@192.0.2.50", &outside);
+    assert_eq!(resp.status_code(), Some(403));
+    assert!(
+        resp.reason_phrase()
+            .is_some_and(|why| why.contains("not allowed from this network"))
+    );
+    let resp = r.register(
+        "carol",
+        "pw-carol",
+        "sip:example.com",
+        "sip:carol@198.51.100.7",
+        &inside,
+    );
+    assert_eq!(resp.status_code(), Some(200), "from the allowed network");
+
+    let out = r.invite("carol", "sip:alice@example.com", &outside);
+    let refused = finals_to(&out, &outside);
+    assert_eq!(
+        refused.iter().filter_map(Message::status_code).collect::<Vec<_>>(),
+        [403]
+    );
+    assert!(invites(&out).is_empty(), "nothing forwarded");
+    let out = r.invite("carol", "sip:alice@example.com", &inside);
+    assert_eq!(invites(&out).len(), 1, "a call from the allowed network goes through");
+    // Users without a list are not affected.
+    let resp = r.register("alice", "pw-alice", "sip:example.com", "sip:alice@192.0.2.50", &outside);
+    assert_eq!(resp.status_code(), Some(200));
+}

@@ -93,6 +93,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         "ALTER TABLE subscribers ADD COLUMN tls_only INTEGER NOT NULL DEFAULT 0;",
     ),
+    (
+        8,
+        "ALTER TABLE subscribers ADD COLUMN allowed_networks TEXT NOT NULL DEFAULT '';",
+    ),
 ];
 
 impl SqliteStore {
@@ -190,7 +194,12 @@ impl SqliteStore {
 }
 
 /// The columns [`row_to_subscriber`] reads, in its order.
-const SUBSCRIBER_COLUMNS: &str = "domain, user, ha1_md5, ha1_sha256, tls_only";
+const SUBSCRIBER_COLUMNS: &str = "domain, user, ha1_md5, ha1_sha256, tls_only, allowed_networks";
+
+/// `allowed_networks` as stored: comma-separated, `''` for anywhere.
+fn networks_column(networks: &[String]) -> String {
+    networks.join(",")
+}
 
 fn row_to_subscriber(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscriber> {
     Ok(Subscriber {
@@ -199,6 +208,13 @@ fn row_to_subscriber(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscriber> {
         ha1_md5: r.get(2)?,
         ha1_sha256: r.get(3)?,
         tls_only: r.get(4)?,
+        allowed_networks: r
+            .get::<_, String>(5)?
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -208,9 +224,9 @@ impl SubscriberStore for SqliteStore {
             let t = now();
             let n = c
                 .execute(
-                    "INSERT INTO subscribers (domain, user, ha1_md5, ha1_sha256, tls_only, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT DO NOTHING",
-                    params![s.domain, s.user, s.ha1_md5, s.ha1_sha256, s.tls_only, t],
+                    "INSERT INTO subscribers (domain, user, ha1_md5, ha1_sha256, tls_only, allowed_networks, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT DO NOTHING",
+                    params![s.domain, s.user, s.ha1_md5, s.ha1_sha256, s.tls_only, networks_column(&s.allowed_networks), t],
                 )
                 .map_err(backend)?;
             if n == 0 { Err(StoreError::Exists) } else { Ok(()) }
@@ -235,6 +251,18 @@ impl SubscriberStore for SqliteStore {
                 .execute(
                     "UPDATE subscribers SET tls_only = ?3, updated_at = ?4 WHERE domain = ?1 AND user = ?2",
                     params![domain.to_ascii_lowercase(), user, tls_only, now()],
+                )
+                .map_err(backend)?;
+            if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        })
+    }
+
+    fn set_allowed_networks(&self, user: &str, domain: &str, networks: &[String]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let n = c
+                .execute(
+                    "UPDATE subscribers SET allowed_networks = ?3, updated_at = ?4 WHERE domain = ?1 AND user = ?2",
+                    params![domain.to_ascii_lowercase(), user, networks_column(networks), now()],
                 )
                 .map_err(backend)?;
             if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
@@ -291,8 +319,8 @@ impl SubscriberStore for SqliteStore {
                     .map_err(backend)?;
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT INTO subscribers (domain, user, ha1_md5, ha1_sha256, tls_only, created_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                        "INSERT INTO subscribers (domain, user, ha1_md5, ha1_sha256, tls_only, allowed_networks, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
                     )
                     .map_err(backend)?;
                 let mut update = tx
@@ -315,7 +343,15 @@ impl SubscriberStore for SqliteStore {
                         }
                         None => {
                             insert
-                                .execute(params![s.domain, s.user, s.ha1_md5, s.ha1_sha256, s.tls_only, t])
+                                .execute(params![
+                                    s.domain,
+                                    s.user,
+                                    s.ha1_md5,
+                                    s.ha1_sha256,
+                                    s.tls_only,
+                                    networks_column(&s.allowed_networks),
+                                    t
+                                ])
                                 .map_err(backend)?;
                             Put::Added
                         }
@@ -633,9 +669,10 @@ mod tests {
             .expect("old row");
         }
         let store = SqliteStore::open(&path).expect("open and migrate");
-        assert_eq!(store.schema_version().expect("version"), 7);
+        assert_eq!(store.schema_version().expect("version"), SqliteStore::SCHEMA_VERSION);
         let s = store.get("1000", "example.com").expect("get").expect("kept");
         assert!(!s.tls_only);
+        assert!(s.allowed_networks.is_empty(), "migration 8: allowed from anywhere");
         assert!(s.same_credentials(&Subscriber::new("1000", "example.com", "pw").expect("valid")));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -1,5 +1,5 @@
 //! Subscribers: a user (extension) in a domain, kept as digest HA1 values only, with the flags
-//! that govern how the user may reach the server (`tls_only`).
+//! that govern how the user may reach the server (`tls_only`, `allowed_networks`).
 
 use std::fmt;
 
@@ -17,6 +17,9 @@ pub struct Subscriber {
     /// UDP/TCP is refused (403 after authentication), and calls to the user go to TLS bindings
     /// only.
     pub tls_only: bool,
+    /// Where the user may register and call from, as CIDRs or addresses (`203.0.113.0/24`);
+    /// empty: anywhere. A request from elsewhere gets 403 after authentication.
+    pub allowed_networks: Vec<String>,
 }
 
 impl fmt::Debug for Subscriber {
@@ -26,6 +29,7 @@ impl fmt::Debug for Subscriber {
             .field("user", &self.user)
             .field("domain", &self.domain)
             .field("tls_only", &self.tls_only)
+            .field("allowed_networks", &self.allowed_networks)
             .finish_non_exhaustive()
     }
 }
@@ -44,7 +48,14 @@ impl Subscriber {
             ha1_md5: ha1(Algorithm::Md5, user, &domain.to_ascii_lowercase(), password),
             ha1_sha256: ha1(Algorithm::Sha256, user, &domain.to_ascii_lowercase(), password),
             tls_only: false,
+            allowed_networks: Vec::new(),
         })
+    }
+
+    /// The same subscriber allowed only from `networks` (empty: anywhere).
+    pub fn with_allowed_networks(mut self, networks: Vec<String>) -> Subscriber {
+        self.allowed_networks = networks;
+        self
     }
 
     /// The same subscriber with the `tls_only` flag set to `on`.
@@ -135,6 +146,8 @@ pub trait SubscriberStore: Send + Sync {
     fn update(&self, subscriber: &Subscriber) -> Result<(), StoreError>;
     /// Sets or clears the `tls_only` flag of an existing subscriber.
     fn set_tls_only(&self, user: &str, domain: &str, tls_only: bool) -> Result<(), StoreError>;
+    /// Replaces the networks an existing subscriber may use (empty: anywhere).
+    fn set_allowed_networks(&self, user: &str, domain: &str, networks: &[String]) -> Result<(), StoreError>;
     fn remove(&self, user: &str, domain: &str) -> Result<(), StoreError>;
     fn get(&self, user: &str, domain: &str) -> Result<Option<Subscriber>, StoreError>;
     /// Every subscriber, or those of one domain, ordered by domain and user.

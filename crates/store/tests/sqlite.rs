@@ -233,3 +233,43 @@ fn tls_only_is_kept_and_changed_only_on_purpose() {
         .collect();
     assert_eq!(listed, [("1000".to_owned(), false), ("1001".to_owned(), true)]);
 }
+
+#[test]
+fn allowed_networks_round_trip_and_survive_a_password_change() {
+    let dir = Dir::new("acl");
+    let store = SqliteStore::open_in(&dir.0).expect("store");
+    let nets = vec!["198.51.100.0/24".to_owned(), "2001:db8::/32".to_owned()];
+    let s = Subscriber::new("1001", "example.com", "pw")
+        .expect("valid")
+        .with_allowed_networks(nets.clone());
+    store.add(&s).expect("add");
+    assert_eq!(
+        store
+            .get("1001", "example.com")
+            .expect("get")
+            .expect("there")
+            .allowed_networks,
+        nets
+    );
+    store
+        .update(&Subscriber::new("1001", "example.com", "new").expect("valid"))
+        .expect("password");
+    assert_eq!(
+        store
+            .get("1001", "example.com")
+            .expect("get")
+            .expect("there")
+            .allowed_networks,
+        nets
+    );
+    store.set_allowed_networks("1001", "example.com", &[]).expect("clear");
+    assert!(
+        store
+            .get("1001", "example.com")
+            .expect("get")
+            .expect("there")
+            .allowed_networks
+            .is_empty()
+    );
+    assert!(store.set_allowed_networks("nobody", "example.com", &[]).is_err());
+}

@@ -365,6 +365,25 @@ impl TlsOnlyArgs {
     }
 }
 
+/// `--allow-from` of `user add|passwd`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AllowFromArgs {
+    /// Networks the user may register and call from, comma-separated CIDRs or addresses; from
+    /// anywhere else its REGISTER and INVITE get 403 (after authentication). "" allows anywhere
+    /// again (the default for a new user).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', num_args = 1, value_parser = parse_network)]
+    pub allow_from: Option<Vec<String>>,
+}
+
+impl AllowFromArgs {
+    /// The list to store, when the flag was given (empty: anywhere).
+    pub fn value(&self) -> Option<Vec<String>> {
+        self.allow_from
+            .as_ref()
+            .map(|l| l.iter().filter(|n| !n.is_empty()).cloned().collect())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Add a subscriber.
@@ -375,15 +394,19 @@ pub enum UserCommand {
         #[command(flatten)]
         tls: TlsOnlyArgs,
         #[command(flatten)]
+        allow: AllowFromArgs,
+        #[command(flatten)]
         store: StoreArgs,
     },
-    /// Change a subscriber's password, its TLS-only flag, or both.
+    /// Change a subscriber's password, its TLS-only flag, the networks it may use, or several.
     Passwd {
         ext: String,
-        #[arg(long, required_unless_present_any = ["tls_only", "no_tls_only"])]
+        #[arg(long, required_unless_present_any = ["tls_only", "no_tls_only", "allow_from"])]
         password: Option<String>,
         #[command(flatten)]
         tls: TlsOnlyArgs,
+        #[command(flatten)]
+        allow: AllowFromArgs,
         #[command(flatten)]
         store: StoreArgs,
     },

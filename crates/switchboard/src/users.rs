@@ -55,14 +55,28 @@ pub fn run(cmd: UserCommand) -> ExitCode {
         return import(&store, &domain, file);
     }
     let result: Result<String, (String, StoreError)> = match &cmd {
-        UserCommand::Add { ext, password, tls, .. } => Subscriber::new(ext, &domain, password)
-            .map(|s| s.with_tls_only(tls.value().unwrap_or(false)))
+        UserCommand::Add {
+            ext,
+            password,
+            tls,
+            allow,
+            ..
+        } => Subscriber::new(ext, &domain, password)
+            .map(|s| {
+                s.with_tls_only(tls.value().unwrap_or(false))
+                    .with_allowed_networks(allow.value().unwrap_or_default())
+            })
             .and_then(|s| store.add(&s).map(|()| s))
-            .map(|s| format!("added {ext}@{domain}{}", if s.tls_only { " (TLS only)" } else { "" }))
+            .map(|s| format!("added {ext}@{domain}{}", flags(&s)))
             .map_err(|e| (format!("{ext}@{domain}"), e)),
-        UserCommand::Passwd { ext, password, tls, .. } => {
-            passwd(&store, ext, &domain, password.as_deref(), tls.value()).map_err(|e| (format!("{ext}@{domain}"), e))
-        }
+        UserCommand::Passwd {
+            ext,
+            password,
+            tls,
+            allow,
+            ..
+        } => passwd(&store, ext, &domain, password.as_deref(), tls.value(), allow.value())
+            .map_err(|e| (format!("{ext}@{domain}"), e)),
         UserCommand::Remove { ext, .. } => store
             .remove(ext, &domain)
             .map(|()| format!("removed {ext}@{domain}"))
@@ -71,7 +85,7 @@ pub fn run(cmd: UserCommand) -> ExitCode {
             .list(args.domain.as_deref())
             .map(|all| {
                 all.iter()
-                    .map(|s| format!("{}@{}{}", s.user, s.domain, if s.tls_only { " tls-only" } else { "" }))
+                    .map(|s| format!("{}@{}{}", s.user, s.domain, flags(s)))
                     .collect::<Vec<_>>()
                     .join("\n")
             })
@@ -100,6 +114,7 @@ fn passwd(
     domain: &str,
     password: Option<&str>,
     tls_only: Option<bool>,
+    allowed_networks: Option<Vec<String>>,
 ) -> Result<String, StoreError> {
     let mut done = Vec::new();
     if let Some(password) = password {
@@ -110,7 +125,28 @@ fn passwd(
         store.set_tls_only(ext, domain, on)?;
         done.push(if on { "tls-only on" } else { "tls-only off" });
     }
+    if let Some(networks) = allowed_networks {
+        store.set_allowed_networks(ext, domain, &networks)?;
+        done.push(if networks.is_empty() {
+            "allowed from anywhere"
+        } else {
+            "allowed networks set"
+        });
+    }
     Ok(format!("{} for {ext}@{domain}", done.join(", ")))
+}
+
+/// The flags of a user as `user list` and `user add` show them: ` tls-only`,
+/// ` allow-from=198.51.100.0/24,...`.
+fn flags(s: &Subscriber) -> String {
+    let mut out = String::new();
+    if s.tls_only {
+        out += " tls-only";
+    }
+    if !s.allowed_networks.is_empty() {
+        out += &format!(" allow-from={}", s.allowed_networks.join(","));
+    }
+    out
 }
 
 /// What an import did, row by row.

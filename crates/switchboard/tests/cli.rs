@@ -92,7 +92,7 @@ fn tls_only_users_are_flagged_listed_and_unflagged() {
     let dir = support::TempDir::new("users-tls");
     let add = user(dir.path(), &["add", "1000", "--password", "pw", "--tls-only"]);
     assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
-    assert_eq!(stdout(&add).trim(), "added 1000@example.com (TLS only)");
+    assert_eq!(stdout(&add).trim(), "added 1000@example.com tls-only");
     assert!(user(dir.path(), &["add", "1001", "--password", "pw"]).status.success());
     let list = || stdout(&user(dir.path(), &["list"]));
     assert_eq!(
@@ -119,6 +119,42 @@ fn tls_only_users_are_flagged_listed_and_unflagged() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such user"));
     let nothing = user(dir.path(), &["passwd", "1000"]);
     assert_eq!(nothing.status.code(), Some(2), "nothing to change is a usage error");
+}
+
+#[test]
+fn allowed_networks_are_set_listed_and_cleared() {
+    let dir = support::TempDir::new("users-acl");
+    let add = user(
+        dir.path(),
+        &[
+            "add",
+            "1000",
+            "--password",
+            "pw",
+            "--allow-from",
+            "198.51.100.0/24,2001:db8::/32",
+        ],
+    );
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    assert_eq!(
+        stdout(&add).trim(),
+        "added 1000@example.com allow-from=198.51.100.0/24,2001:db8::/32"
+    );
+    let bad = user(
+        dir.path(),
+        &["add", "1001", "--password", "pw", "--allow-from", "10.0.0.0/33"],
+    );
+    assert_eq!(bad.status.code(), Some(2), "a bad network is a usage error");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("10.0.0.0/33"));
+    let set = user(dir.path(), &["passwd", "1000", "--allow-from", "203.0.113.9"]);
+    assert_eq!(stdout(&set).trim(), "allowed networks set for 1000@example.com");
+    assert_eq!(
+        stdout(&user(dir.path(), &["list"])).trim(),
+        "1000@example.com allow-from=203.0.113.9"
+    );
+    let clear = user(dir.path(), &["passwd", "1000", "--allow-from", ""]);
+    assert_eq!(stdout(&clear).trim(), "allowed from anywhere for 1000@example.com");
+    assert_eq!(stdout(&user(dir.path(), &["list"])).trim(), "1000@example.com");
 }
 
 #[test]

@@ -461,6 +461,17 @@ impl Proxy {
             self.reply(now, txn, tx, &req, 403, Some("Forbidden (TLS required)"));
             return;
         }
+        if !registrar.allowed_from(&caller, from.addr.ip()) {
+            self.reply(
+                now,
+                txn,
+                tx,
+                &req,
+                403,
+                Some("Forbidden (not allowed from this network)"),
+            );
+            return;
+        }
         let limit = self.config.max_calls_per_user;
         if is_invite && limit > 0 && self.calls_by_caller.get(&caller).copied().unwrap_or(0) >= limit {
             let callee = user_of(&ruri).unwrap_or_default();
