@@ -15,6 +15,9 @@
 //! heap allocation, no channel and no async runtime between the two; busy threads poll instead of
 //! waking up per packet (`worker.rs`). Linux only.
 //!
+//! SRTP (RFC 3711 with SDES keys) is terminated per leg when the proxy gives a leg keys
+//! ([`MediaRelay::set_srtp`], `srtp.rs`); streams without keys keep the allocation-free path.
+//!
 //! Files: `relay.rs` holds the handle the proxy calls (allocation, remotes, release, stats, media
 //! timeout), `stream.rs` the per-stream state and its slab, `pool.rs` the port pool, `latch.rs`
 //! the latching rule, `rtcp.rs` the report-block reader, `worker.rs` the relay threads, `sys.rs`
@@ -48,6 +51,7 @@ pub mod latch;
 mod pool;
 mod relay;
 pub mod rtcp;
+mod srtp;
 mod stats;
 mod stream;
 mod sys;
@@ -61,6 +65,7 @@ use std::time::Duration;
 pub use latch::LATCH_WINDOW;
 pub use relay::MediaRelay;
 pub use rtcp::ReceptionReport;
+pub use srtp::{SrtpKey, random_key as random_srtp_key};
 pub use stats::{LegStats, StreamStats};
 
 /// The relay's settings.

@@ -305,6 +305,37 @@ impl MediaRelay {
         Ok(())
     }
 
+    /// Sets the SRTP keys of `leg` (AES_CM_128_HMAC_SHA1_80 master key and salt): `rx` is the key
+    /// its phone encrypts with (from the phone's `a=crypto`), `tx` the key the relay encrypts with
+    /// toward it (the one put into the SDP sent to the phone). `None` means plain RTP that way. A
+    /// key equal to the one in place keeps its context (rollover counter, replay window).
+    pub fn set_srtp(
+        &self,
+        stream: StreamId,
+        leg: Leg,
+        rx: Option<crate::SrtpKey>,
+        tx: Option<crate::SrtpKey>,
+    ) -> Result<(), MediaError> {
+        let core = &*self.inner.core;
+        let slot = core.slot(stream).ok_or(MediaError::UnknownStream)?;
+        let mut guard = slot.state.lock();
+        let s = guard
+            .as_deref_mut()
+            .filter(|s| s.generation == stream.generation)
+            .ok_or(MediaError::UnknownStream)?;
+        let l = &mut s.legs[leg.index()];
+        if rx.is_none() && tx.is_none() {
+            l.srtp = None;
+            return Ok(());
+        }
+        let srtp = l.srtp.get_or_insert_with(Default::default);
+        let r = srtp.set(rx, tx);
+        if srtp.is_empty() {
+            l.srtp = None;
+        }
+        r
+    }
+
     /// Releases a stream: closes its sockets and returns its ports to the pool. `false` if it was
     /// already released.
     pub fn release(&self, stream: StreamId) -> bool {

@@ -31,6 +31,11 @@ pub struct LegStats {
     /// Accepted datagrams the socket did not take (buffer full, unreachable) or that were longer
     /// than the relay's buffers.
     pub send_errors: u64,
+    /// SRTP/SRTCP packets from the phone that failed authentication or replay checks (dropped).
+    pub srtp_dropped: u64,
+    /// Whether the leg decrypts SRTP from its phone / encrypts SRTP toward it.
+    pub srtp_rx: bool,
+    pub srtp_tx: bool,
     /// The RTP address this leg's SDP announced.
     pub remote_rtp: Option<SocketAddr>,
     /// The RTCP address: the announced one, or the RTP address with port + 1.

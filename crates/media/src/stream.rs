@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 
 use crate::StreamId;
 use crate::latch::Latch;
+use crate::srtp::LegSrtp;
 use crate::stats::LegStats;
 
 /// The token of a relay thread's eventfd.
@@ -94,6 +95,8 @@ pub(crate) struct LegState {
     pub sdp_rtp: Option<SocketAddr>,
     pub sdp_rtcp: Option<SocketAddr>,
     pub stats: LegStats,
+    /// SRTP keys of this leg; `None` for plain RTP.
+    pub srtp: Option<Box<LegSrtp>>,
 }
 
 pub(crate) struct Endpoint {
@@ -137,6 +140,7 @@ impl LegState {
             sdp_rtp: None,
             sdp_rtcp: None,
             stats: LegStats::default(),
+            srtp: None,
         }
     }
 
@@ -177,6 +181,8 @@ impl LegState {
             remote_rtcp: self.sdp_rtcp,
             latched_rtp: self.rtp.latch.latched(),
             latched_rtcp: self.rtcp.latch.latched(),
+            srtp_rx: self.srtp.as_ref().is_some_and(|s| s.rx.is_some()),
+            srtp_tx: self.srtp.as_ref().is_some_and(|s| s.tx.is_some()),
             ..self.stats.clone()
         }
     }

@@ -22,6 +22,7 @@ use std::time::Duration;
 use crate::latch::Verdict;
 use crate::relay::Core;
 use crate::rtcp;
+use crate::srtp;
 use crate::stream::{self, Which};
 use crate::sys::{BATCH, Batch};
 
@@ -104,6 +105,8 @@ fn relay(core: &Core, batch: &mut Batch, token: u64, now: u64) -> bool {
     let [a, b] = &mut stream.legs;
     let (src, dst) = if leg == 0 { (a, b) } else { (b, a) };
     let dest = dst.destination(rtcp);
+    // SRTP on either leg: each packet is translated and sent on its own (see `srtp.rs`).
+    let translate = src.srtp.is_some() || dst.srtp.is_some();
     let mut accepted = false;
     let mut more = false;
     for _ in 0..MAX_ROUNDS {
@@ -138,6 +141,11 @@ fn relay(core: &Core, batch: &mut Batch, token: u64, now: u64) -> bool {
                     src.stats.stolen_dropped += 1;
                     continue;
                 }
+            }
+            if translate {
+                // Only authenticated packets count as media for the media timeout.
+                accepted |= relay_srtp(core, src, dst, data, rtcp, dest);
+                continue;
             }
             accepted = true;
             let len = data.len() as u64;
@@ -178,4 +186,47 @@ fn relay(core: &Core, batch: &mut Batch, token: u64, now: u64) -> bool {
         slot.last_packet.store(now, Ordering::Relaxed);
     }
     more
+}
+
+/// One admitted packet of a stream with SRTP on a leg: decrypted and/or encrypted, counted, and
+/// sent with its own `sendto`. `false` if it failed authentication (dropped).
+fn relay_srtp(
+    core: &Core,
+    src: &mut stream::LegState,
+    dst: &mut stream::LegState,
+    data: &[u8],
+    rtcp_port: bool,
+    dest: Option<std::net::SocketAddr>,
+) -> bool {
+    let is_rtcp = rtcp_port || rtcp::is_rtcp_mux(data);
+    let len = data.len() as u64;
+    let Some((plain, out)) = srtp::translate(src.srtp.as_deref_mut(), dst.srtp.as_deref_mut(), data, is_rtcp) else {
+        src.stats.srtp_dropped += 1;
+        return false;
+    };
+    if is_rtcp {
+        src.stats.rtcp_packets += 1;
+        src.stats.rtcp_bytes += len;
+        if let Some((report, blocks)) = rtcp::last_report(&plain) {
+            src.stats.report = Some(report);
+            src.stats.reports += blocks as u64;
+        }
+    } else {
+        src.stats.rtp_packets += 1;
+        src.stats.rtp_bytes += len;
+    }
+    let Some(dest) = dest else {
+        src.stats.undeliverable_dropped += 1;
+        return true;
+    };
+    match dst.endpoint(rtcp_port).socket.send_to(&out, dest) {
+        Ok(n) => {
+            src.stats.forwarded_packets += 1;
+            src.stats.forwarded_bytes += n as u64;
+            core.forwarded_packets.fetch_add(1, Ordering::Relaxed);
+            core.forwarded_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Err(_) => src.stats.send_errors += 1,
+    }
+    true
 }

@@ -465,3 +465,78 @@ fn the_handle_is_shareable_across_threads() {
     fn plain<T: Send + Sync + Copy + Eq + std::hash::Hash + std::fmt::Display>() {}
     plain::<StreamId>();
 }
+
+/// SRTP terminated on both legs with a key per leg (RFC 3711): phone A sends SRTP under its key,
+/// phone B receives SRTP under the relay's key for B, and back; SRTCP the same way; a packet
+/// under a wrong key is dropped and counted. Then leg B turns plain: B gets plain RTP.
+#[test]
+fn srtp_is_decrypted_and_re_encrypted_per_leg() {
+    use webrtc_srtp::context::Context;
+    use webrtc_srtp::protection_profile::ProtectionProfile::Aes128CmHmacSha1_80 as SUITE;
+    let ctx = |k: &media::SrtpKey| Context::new(&k[..16], &k[16..], SUITE, None, None).expect("context");
+    let r = relay(21700, 21719, Duration::from_secs(60));
+    let s = r.allocate("srtp").expect("allocate");
+    let (pa, pb) = r.ports(s).expect("ports");
+    let (a, b) = (phone("127.0.0.1"), phone("127.0.0.1"));
+    // RTCP to the same sockets: one socket per phone.
+    r.set_remote(s, Leg::A, addr(&a), Some(addr(&a))).expect("remote");
+    r.set_remote(s, Leg::B, addr(&b), Some(addr(&b))).expect("remote");
+    let keys: Vec<media::SrtpKey> = (0..4).map(|_| media::random_srtp_key().expect("key")).collect();
+    let (a_sends, relay_to_a, b_sends, relay_to_b) = (keys[0], keys[1], keys[2], keys[3]);
+    r.set_srtp(s, Leg::A, Some(a_sends), Some(relay_to_a)).expect("keys");
+    r.set_srtp(s, Leg::B, Some(b_sends), Some(relay_to_b)).expect("keys");
+    let (mut a_tx, mut a_rx) = (ctx(&a_sends), ctx(&relay_to_a));
+    let (mut b_tx, mut b_rx) = (ctx(&b_sends), ctx(&relay_to_b));
+    let mut buf = [0u8; 2048];
+    for seq in 1..=20u16 {
+        let plain = rtp(seq, &[seq as u8; 160]);
+        a.send_to(&a_tx.encrypt_rtp(&plain).expect("encrypt"), at(pa))
+            .expect("send");
+        let n = b.recv(&mut buf).expect("B receives");
+        assert_eq!(&b_rx.decrypt_rtp(&buf[..n]).expect("B decrypts")[..], &plain[..]);
+        b.send_to(&b_tx.encrypt_rtp(&plain).expect("encrypt"), at(pb))
+            .expect("send");
+        let n = a.recv(&mut buf).expect("A receives");
+        assert_eq!(&a_rx.decrypt_rtp(&buf[..n]).expect("A decrypts")[..], &plain[..]);
+    }
+    let report = rr(0xdead_beef, 0x1234, 12, 3, 80);
+    a.send_to(&a_tx.encrypt_rtcp(&report).expect("encrypt"), at(pa + 1))
+        .expect("send");
+    let (n, _) = b.recv_from(&mut buf).expect("B receives SRTCP");
+    assert_eq!(&b_rx.decrypt_rtcp(&buf[..n]).expect("B decrypts")[..], &report[..]);
+    // Under a key nobody gave the relay: dropped.
+    let mut stranger = ctx(&media::random_srtp_key().expect("key"));
+    a.send_to(&stranger.encrypt_rtp(&rtp(21, b"x")).expect("encrypt"), at(pa))
+        .expect("send");
+    sleep(QUIET);
+    let st = r.stats(s).expect("stats");
+    assert_eq!(
+        (st.a.rtp_packets, st.a.rtcp_packets, st.a.srtp_dropped),
+        (20, 1, 1),
+        "{st:#?}"
+    );
+    assert_eq!(
+        st.a.report.map(|rep| rep.fraction_lost),
+        Some(12),
+        "read from the decrypted SRTCP"
+    );
+    assert!(st.a.srtp_rx && st.a.srtp_tx && st.b.srtp_rx && st.b.srtp_tx);
+    // B turns to plain RTP: what A sends arrives decrypted.
+    r.set_srtp(s, Leg::B, None, None).expect("keys");
+    let plain = rtp(22, b"plain");
+    a.send_to(&a_tx.encrypt_rtp(&plain).expect("encrypt"), at(pa))
+        .expect("send");
+    let n = b.recv(&mut buf).expect("B receives");
+    assert_eq!(&buf[..n], &plain[..]);
+    b.send_to(&rtp(23, b"back"), at(pb)).expect("send");
+    let n = a.recv(&mut buf).expect("A receives");
+    assert_eq!(
+        &a_rx.decrypt_rtp(&buf[..n]).expect("A decrypts")[..],
+        &rtp(23, b"back")[..]
+    );
+    r.release(s);
+    assert!(matches!(
+        r.set_srtp(s, Leg::A, None, None),
+        Err(MediaError::UnknownStream)
+    ));
+}

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use crate::attr::{self, Direction, LevelCheck, parse_ptime, parse_rtcp, payload_type};
 use crate::codec::{Codec, resolve};
 use crate::connection::{connection_in, is_null, uses_ice};
+use crate::crypto::Crypto;
 use crate::error::Problem;
 use crate::line::Line;
 use crate::mline::MLine;
@@ -145,6 +146,24 @@ impl<'a> Media<'a> {
     /// The first media-level `a=<name>` (ASCII case-insensitive): its value, `""` for a flag.
     pub fn attribute(&self, name: &str) -> Option<&'a str> {
         first_attribute(&self.section.lines, name)
+    }
+
+    /// Whether the profile is secure RTP with SDES or DTLS keys (`RTP/SAVP`, `RTP/SAVPF`, RFC 3711
+    /// §12; `UDP/TLS/RTP/SAVP(F)` counts too).
+    pub fn is_srtp(&self) -> bool {
+        self.proto()
+            .rsplit('/')
+            .next()
+            .is_some_and(|p| p.eq_ignore_ascii_case("SAVP") || p.eq_ignore_ascii_case("SAVPF"))
+    }
+
+    /// The usable SDES keys of this section (RFC 4568 `a=crypto` lines with a suite and key form
+    /// [`Crypto`] understands), in order of preference.
+    pub fn crypto(&self) -> Vec<Crypto> {
+        self.attributes()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("crypto"))
+            .filter_map(|(_, v)| v.and_then(Crypto::parse))
+            .collect()
     }
 
     /// Every media-level attribute, in order: name and value (`None` for a flag).
@@ -335,6 +354,12 @@ impl<'a> MediaMut<'a> {
     /// `a=rtpmap` for a payload type).
     pub fn push_attribute(&mut self, name: &str, value: Option<&str>) -> Result<(), Problem> {
         push_attribute(&mut self.section.lines, name, value)
+    }
+
+    /// Sets the transport protocol of the `m=` line (`RTP/AVP`, `RTP/SAVP`, ...).
+    pub fn set_proto(&mut self, proto: &str) {
+        self.section.m.proto = proto.to_owned();
+        self.section.m.render();
     }
 
     /// Removes every media-level `a=<name>` (ASCII case-insensitive); returns how many.

@@ -12,6 +12,15 @@
 //! than audio. Offers also pass the server's codec policy; an offer left with no usable codec
 //! gets 488 with a Warning.
 //!
+//! SRTP with SDES keys (RFC 3711, RFC 4568) is terminated at the relay: an m-line offered as
+//! `RTP/SAVP(F)` with an `AES_CM_128_HMAC_SHA1_80` `a=crypto` key gives the relay that key to
+//! decrypt what the phone sends, and goes on to the other side as SRTP again, with a key of the
+//! relay's own (fresh per stream leg, from the OS generator) in place of the phone's: each leg has
+//! its own key, and neither phone ever sees the other's. The answer gets the same treatment, with
+//! the offer's tag. A phone that answers an SRTP offer with plain RTP is bridged (SRTP on one leg,
+//! RTP on the other). SRTP profiles with no key we understand (DTLS-SRTP, other suites) pass
+//! through untouched, relayed as opaque packets.
+//!
 //! The relay itself sits behind [`MediaControl`], so the proxy stays testable without sockets.
 
 use std::collections::HashMap;
@@ -32,6 +41,9 @@ pub trait MediaControl: Send {
     fn allocate(&mut self, call: &str) -> Result<Anchored, String>;
     /// Where leg `leg`'s phone wants its media, per its SDP.
     fn set_remote(&mut self, stream: u64, leg: Leg, rtp: SocketAddr, rtcp: Option<SocketAddr>);
+    /// The SRTP keys of one leg: `rx` its phone's (to decrypt), `tx` ours (to encrypt toward it);
+    /// `None` for plain RTP.
+    fn set_srtp(&mut self, stream: u64, leg: Leg, rx: Option<media::SrtpKey>, tx: Option<media::SrtpKey>);
     /// Frees every stream of `call`; its ports go back to the pool.
     fn release_call(&mut self, call: &str);
     /// Counters of a stream.
@@ -85,6 +97,14 @@ impl MediaControl for RelayControl {
         }
     }
 
+    fn set_srtp(&mut self, stream: u64, leg: Leg, rx: Option<media::SrtpKey>, tx: Option<media::SrtpKey>) {
+        if let Some(id) = self.ids.get(&stream)
+            && let Err(e) = self.relay.set_srtp(*id, leg, rx, tx)
+        {
+            debug!(error = %e, "SRTP keys refused");
+        }
+    }
+
     fn release_call(&mut self, call: &str) {
         self.relay.release_call(call);
         for handle in self.by_call.remove(call).unwrap_or_default() {
@@ -109,6 +129,94 @@ pub struct CallMedia {
     pub codecs: [Option<String>; 2],
     /// The last offer as forwarded before the address rewrite, to check its answer against.
     offer: Option<(Leg, Sdp)>,
+    /// SRTP state per m-line.
+    srtp: Vec<StreamSrtp>,
+}
+
+/// The SRTP keys of one stream, per leg (A, B).
+#[derive(Clone, Default)]
+struct StreamSrtp {
+    /// The key the leg's phone encrypts with (from its SDP).
+    rx: [Option<media::SrtpKey>; 2],
+    /// Our key toward the leg's phone, made once per stream leg.
+    ours: [Option<media::SrtpKey>; 2],
+    /// Whether the leg's phone talks SRTP with the relay.
+    secure: [bool; 2],
+    /// The tag of the phone's offered key we took (an answer must name it, RFC 4568 §7.1.3).
+    tag: [u32; 2],
+}
+
+impl std::fmt::Debug for StreamSrtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the keys.
+        f.debug_struct("StreamSrtp")
+            .field("secure", &self.secure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `RTP/SAVP` for `RTP/AVP` (and `…/SAVPF` for `…/AVPF`) when `secure`, the reverse when not.
+fn srtp_proto(proto: &str, secure: bool) -> String {
+    let (head, last) = proto.rsplit_once('/').unwrap_or(("RTP", proto));
+    let feedback = last.to_ascii_uppercase().ends_with('F');
+    let profile = match (secure, feedback) {
+        (true, true) => "SAVPF",
+        (true, false) => "SAVP",
+        (false, true) => "AVPF",
+        (false, false) => "AVP",
+    };
+    format!("{head}/{profile}")
+}
+
+/// SRTP for one RTP m-line of an SDP from `from`: learns the phone's key, tells the relay the
+/// keys of both legs, and puts our key (or plain RTP) into the section going to the other side.
+fn anchor_srtp(
+    ctl: &mut dyn MediaControl,
+    state: &mut StreamSrtp,
+    handle: u64,
+    m: &mut sdp::MediaMut<'_>,
+    from: Leg,
+    offer: bool,
+) -> Result<(), MediaFailure> {
+    let (x, y) = match from {
+        Leg::A => (0, 1),
+        Leg::B => (1, 0),
+    };
+    let phone_key = if m.as_media().is_srtp() {
+        m.as_media().crypto().into_iter().next()
+    } else {
+        None
+    };
+    if phone_key.is_none() && !state.secure[y] && !state.secure[x] {
+        return Ok(()); // plain RTP, or SRTP keyed some other way: relayed as it is
+    }
+    state.secure[x] = phone_key.is_some();
+    state.rx[x] = phone_key.as_ref().map(|c| c.key_salt);
+    if offer {
+        state.secure[y] = phone_key.is_some();
+        if let Some(c) = &phone_key {
+            state.tag[x] = c.tag;
+        }
+    }
+    let toward_y = state.secure[y];
+    if toward_y && state.ours[y].is_none() {
+        state.ours[y] = Some(media::random_srtp_key().map_err(|_| MediaFailure::NoPorts)?);
+    }
+    for (leg, i) in [(Leg::A, 0), (Leg::B, 1)] {
+        let tx = if state.secure[i] { state.ours[i] } else { None };
+        ctl.set_srtp(handle, leg, state.rx[i], tx);
+    }
+    m.remove_attribute("crypto");
+    let proto = srtp_proto(m.proto(), toward_y);
+    m.set_proto(&proto);
+    if let Some(key_salt) = state.ours[y].filter(|_| toward_y) {
+        let tag = if offer { 1 } else { state.tag[y] };
+        let crypto = sdp::Crypto { tag, key_salt };
+        if let Err(e) = m.push_attribute("crypto", Some(&crypto.value())) {
+            debug!(?e, "a=crypto refused");
+        }
+    }
+    Ok(())
 }
 
 /// Why an SDP could not be anchored; each maps to a response.
@@ -170,6 +278,9 @@ pub fn anchor(
         if media.streams.len() <= i {
             media.streams.resize(i + 1, None);
         }
+        if media.srtp.len() <= i {
+            media.srtp.resize(i + 1, StreamSrtp::default());
+        }
         if m.as_media().is_rejected() || !m.as_media().is_rtp() {
             continue;
         }
@@ -189,6 +300,7 @@ pub fn anchor(
             let rtcp = m.as_media().rtcp().map(|(p, a)| SocketAddr::new(a.unwrap_or(ip), p));
             ctl.set_remote(handle, from, rtp, rtcp);
         }
+        anchor_srtp(ctl, &mut media.srtp[i], handle, &mut m, from, offer)?;
         m.set_port(match from {
             Leg::A => ports.1,
             Leg::B => ports.0,
@@ -219,6 +331,7 @@ mod tests {
         pub next_port: u16,
         pub remotes: Vec<(u64, Leg, SocketAddr)>,
         pub released: Vec<String>,
+        pub srtp: Vec<(u64, Leg, Option<media::SrtpKey>, Option<media::SrtpKey>)>,
     }
 
     impl MediaControl for FakeRelay {
@@ -232,6 +345,9 @@ mod tests {
         }
         fn set_remote(&mut self, stream: u64, leg: Leg, rtp: SocketAddr, _rtcp: Option<SocketAddr>) {
             self.remotes.push((stream, leg, rtp));
+        }
+        fn set_srtp(&mut self, stream: u64, leg: Leg, rx: Option<media::SrtpKey>, tx: Option<media::SrtpKey>) {
+            self.srtp.push((stream, leg, rx, tx));
         }
         fn release_call(&mut self, call: &str) {
             self.released.push(call.to_owned());
@@ -316,5 +432,126 @@ mod tests {
             ),
             Err(MediaFailure::BadSdp(_))
         ));
+    }
+
+    #[test]
+    fn srtp_is_terminated_with_a_key_per_leg() {
+        let mut relay = FakeRelay::default();
+        let mut media = CallMedia::default();
+        let policy = CodecPolicy::default();
+        let alice_key = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+        let offer = format!(
+            "v=0\r\no=alice 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+             m=audio 4000 RTP/SAVP 0\r\na=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:{alice_key}\r\n\
+             a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{alice_key}\r\n"
+        );
+        let alice = sdp::Crypto::parse(&format!("7 AES_CM_128_HMAC_SHA1_80 inline:{alice_key}")).expect("key");
+        let out = anchor(
+            &mut relay,
+            &policy,
+            "c1",
+            &mut media,
+            offer.as_bytes(),
+            Leg::A,
+            true,
+            "sb",
+        )
+        .expect("offer");
+        let to_bob = Sdp::parse(&out).expect("sdp");
+        let m = to_bob.media().next().expect("audio");
+        assert_eq!(m.proto(), "RTP/SAVP");
+        let ours_b = m.crypto();
+        assert_eq!(
+            ours_b.len(),
+            1,
+            "only our key goes on: {}",
+            String::from_utf8_lossy(&out)
+        );
+        assert_eq!(ours_b[0].tag, 1);
+        assert_ne!(ours_b[0].key_salt, alice.key_salt, "Bob never sees Alice's key");
+        assert!(!String::from_utf8_lossy(&out).contains(alice_key));
+        assert_eq!(relay.srtp.last(), Some(&(4, Leg::B, None, Some(ours_b[0].key_salt))));
+        assert_eq!(
+            relay.srtp[relay.srtp.len() - 2],
+            (4, Leg::A, Some(alice.key_salt), None)
+        );
+
+        // Bob answers with his key (tag 1, ours); Alice gets our key for leg A under her tag 7.
+        let bob_key = sdp::Crypto {
+            tag: 1,
+            key_salt: [9; 30],
+        };
+        let answer = format!(
+            "v=0\r\no=bob 2 2 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+             m=audio 6000 RTP/SAVP 0\r\na=crypto:{}\r\n",
+            bob_key.value()
+        );
+        let out = anchor(
+            &mut relay,
+            &policy,
+            "c1",
+            &mut media,
+            answer.as_bytes(),
+            Leg::B,
+            false,
+            "sb",
+        )
+        .expect("answer");
+        let to_alice = Sdp::parse(&out).expect("sdp");
+        let m = to_alice.media().next().expect("audio");
+        assert_eq!(m.proto(), "RTP/SAVP");
+        let ours_a = m.crypto();
+        assert_eq!(ours_a.len(), 1);
+        assert_eq!(ours_a[0].tag, 7, "the answer names the offer's tag");
+        assert_ne!(ours_a[0].key_salt, ours_b[0].key_salt);
+        assert_ne!(ours_a[0].key_salt, bob_key.key_salt);
+        let n = relay.srtp.len();
+        assert_eq!(
+            relay.srtp[n - 2..],
+            [
+                (4, Leg::A, Some(alice.key_salt), Some(ours_a[0].key_salt)),
+                (4, Leg::B, Some(bob_key.key_salt), Some(ours_b[0].key_salt)),
+            ]
+        );
+
+        // A plain offer stays plain and never touches SRTP.
+        let mut relay = FakeRelay::default();
+        anchor(
+            &mut relay,
+            &policy,
+            "c2",
+            &mut CallMedia::default(),
+            OFFER,
+            Leg::A,
+            true,
+            "sb",
+        )
+        .expect("offer");
+        assert!(relay.srtp.is_empty());
+    }
+
+    #[test]
+    fn a_plain_answer_to_srtp_is_bridged() {
+        let mut relay = FakeRelay::default();
+        let mut media = CallMedia::default();
+        let policy = CodecPolicy::default();
+        let offer = b"v=0\r\no=alice 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+            m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n";
+        anchor(&mut relay, &policy, "c1", &mut media, offer, Leg::A, true, "sb").expect("offer");
+        let answer = b"v=0\r\no=bob 2 2 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+            m=audio 6000 RTP/AVP 0\r\n";
+        let out = anchor(&mut relay, &policy, "c1", &mut media, answer, Leg::B, false, "sb").expect("answer");
+        let to_alice = Sdp::parse(&out).expect("sdp");
+        let m = to_alice.media().next().expect("audio");
+        assert_eq!(m.proto(), "RTP/SAVP", "Alice still gets SRTP");
+        assert_eq!(m.crypto().len(), 1);
+        let n = relay.srtp.len();
+        assert_eq!(relay.srtp[n - 1].1, Leg::B);
+        assert_eq!(
+            (relay.srtp[n - 1].2, relay.srtp[n - 1].3),
+            (None, None),
+            "Bob's leg is plain"
+        );
+        assert!(relay.srtp[n - 2].2.is_some() && relay.srtp[n - 2].3.is_some());
     }
 }
