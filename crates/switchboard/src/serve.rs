@@ -120,9 +120,11 @@ async fn serve(opts: ServeOptions, http_listener: tokio::net::TcpListener) -> st
     let settings = admin::AdminSettings {
         token: opts.http.token.clone(),
     };
+    // First of all, so that a SIGTERM during start-up is a graceful stop.
+    let shutdown = server::shutdown_signal();
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let mut http_task = None;
-    let result = server::serve(opts.server, server::shutdown_signal(), |l, control| {
+    let result = server::serve(opts.server, shutdown, |l, control| {
         {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "switchboard {} serving domain {domain}", env!("CARGO_PKG_VERSION"));
