@@ -13,15 +13,13 @@
 
 mod support;
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use store::{CallRecord, Disposition, RecordStore};
+use support::baresip::{Phone, json_str};
 use support::{Server, TempDir, require_tool};
 
 const DOMAIN: &str = "test.invalid";
@@ -35,33 +33,6 @@ const CALLER_TONE_HZ: u32 = 1_000;
 const CALLEE_TONE_HZ: u32 = 440;
 /// How long the call stays up before alice hangs up.
 const TALK: Duration = Duration::from_secs(3);
-/// Where baresip's own modules live in Debian.
-const MODULE_PATH: &str = "/usr/lib/baresip/modules";
-
-/// A mono 16-bit PCM WAV file of a sine at `hz`, `secs` long.
-fn sine_wav(hz: u32, secs: u32) -> Vec<u8> {
-    let samples = RATE * secs;
-    let data_len = samples * 2;
-    let mut w = Vec::with_capacity(44 + data_len as usize);
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + data_len).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    w.extend_from_slice(&1u16.to_le_bytes()); // mono
-    w.extend_from_slice(&RATE.to_le_bytes());
-    w.extend_from_slice(&(RATE * 2).to_le_bytes()); // bytes per second
-    w.extend_from_slice(&2u16.to_le_bytes()); // block align
-    w.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&data_len.to_le_bytes());
-    for n in 0..samples {
-        let phase = 2.0 * std::f64::consts::PI * f64::from(hz) * f64::from(n) / f64::from(RATE);
-        let s = (12_000.0 * phase.sin()).round() as i16;
-        w.extend_from_slice(&s.to_le_bytes());
-    }
-    w
-}
 
 /// The sample rate and samples of a mono 16-bit PCM WAV file. A file whose writer was stopped
 /// before it finished the header (data length 0 or past the end) is read to its end.
@@ -144,287 +115,59 @@ fn tone_windows(samples: &[i16], rate: u32, hz: u32) -> (usize, String) {
     (found, summary)
 }
 
-/// A loopback TCP port that was free a moment ago, for `ctrl_tcp_listen`.
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// A baresip phone (`support::baresip`) that also records what it decodes from the network
+/// (the `sndfile` module) into a directory of its own.
+struct Recording {
+    phone: Phone,
+    sound: TempDir,
 }
 
-/// The string value of `key` in a flat JSON object as `ctrl_tcp` writes it (no spaces).
-fn json_str(msg: &str, key: &str) -> Option<String> {
-    let start = msg.find(&format!("\"{key}\":\""))? + key.len() + 4;
-    let mut out = String::new();
-    let mut chars = msg[start..].chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                other => out.push(other),
-            },
-            c => out.push(c),
-        }
-    }
-    None
-}
-
-fn json_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
-}
-
-/// A connection to a phone's `ctrl_tcp` socket: commands out, responses and events in, each a
-/// netstring (`LEN:JSON,`).
-struct Ctrl {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    /// Events read while waiting for something else, oldest first.
-    pending: VecDeque<String>,
-    /// Every message received, for failure messages.
-    seen: Vec<String>,
-    token: u32,
-}
-
-impl Ctrl {
-    fn new(stream: TcpStream) -> Ctrl {
-        stream
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("read timeout");
-        Ctrl {
-            stream,
-            buf: Vec::new(),
-            pending: VecDeque::new(),
-            seen: Vec::new(),
-            token: 0,
-        }
-    }
-
-    /// The next message, or `None` when none arrives before `deadline` (or the phone is gone); what
-    /// has already arrived is read even when `deadline` has passed.
-    fn next(&mut self, deadline: Instant) -> Option<String> {
-        loop {
-            if let Some(colon) = self.buf.iter().position(|&b| b == b':') {
-                let len: usize = std::str::from_utf8(&self.buf[..colon])
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| panic!("bad netstring from ctrl_tcp: {:?}", String::from_utf8_lossy(&self.buf)));
-                if self.buf.len() > colon + len + 1 {
-                    let msg = String::from_utf8_lossy(&self.buf[colon + 1..colon + 1 + len]).into_owned();
-                    self.buf.drain(..colon + len + 2);
-                    self.seen.push(msg.clone());
-                    return Some(msg);
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    continue;
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(_) => return None,
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-        }
-    }
-
-    /// Runs a command (as the `menu` module knows it) and returns the response's `data`, or the
-    /// response itself as the error when baresip says it failed.
-    fn command(&mut self, command: &str, params: &str) -> Result<String, String> {
-        self.token += 1;
-        let token = format!("t{}", self.token);
-        let json = format!(
-            "{{\"command\":\"{}\",\"params\":\"{}\",\"token\":\"{token}\"}}",
-            json_escape(command),
-            json_escape(params)
-        );
-        self.stream
-            .write_all(format!("{}:{json},", json.len()).as_bytes())
-            .map_err(|e| format!("sending {command}: {e}"))?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while let Some(msg) = self.next(deadline) {
-            if msg.contains("\"response\":true") && json_str(&msg, "token").as_deref() == Some(&token) {
-                return if msg.contains("\"ok\":true") {
-                    Ok(json_str(&msg, "data").unwrap_or_default())
-                } else {
-                    Err(msg)
-                };
-            }
-            if msg.contains("\"event\":true") {
-                self.pending.push_back(msg);
-            }
-        }
-        Err(format!("no response to {command}"))
-    }
-
-    /// The first event whose type is one of `types` (earlier events of other types are
-    /// dropped), as (type, message); `None` after `limit`.
-    fn event(&mut self, types: &[&str], limit: Duration) -> Option<(String, String)> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let msg = match self.pending.pop_front() {
-                Some(m) => m,
-                None => self.next(deadline)?,
-            };
-            if !msg.contains("\"event\":true") {
-                continue;
-            }
-            if let Some(t) = json_str(&msg, "type").filter(|t| types.contains(&t.as_str())) {
-                return Some((t, msg));
-            }
-        }
+impl std::ops::Deref for Recording {
+    type Target = Phone;
+    fn deref(&self) -> &Phone {
+        &self.phone
     }
 }
 
-/// One baresip process with its config directory; killed when dropped.
-struct Phone {
-    user: &'static str,
-    child: Child,
-    dir: TempDir,
-    ctrl: Ctrl,
+impl std::ops::DerefMut for Recording {
+    fn deref_mut(&mut self) -> &mut Phone {
+        &mut self.phone
+    }
 }
 
-impl Phone {
-    /// Starts baresip as `user`, playing `tone_hz` into calls and recording what it receives,
-    /// and connects to its control socket. The account is not created yet (see
-    /// [`Phone::register`]).
-    fn start(user: &'static str, tone_hz: u32) -> Phone {
-        let mut last_log = String::new();
-        for _attempt in 0..3 {
-            let dir = TempDir::new(&format!("baresip-{user}"));
-            let wav = dir.path().join(format!("tone-{tone_hz}.wav"));
-            std::fs::write(&wav, sine_wav(tone_hz, 20)).expect("write the tone");
-            let ctrl_port = free_tcp_port();
-            // No audio player at all: baresip then decodes into the filters (sndfile) only.
-            let config = format!(
-                "poll_method\t\tepoll\n\
-                 sip_listen\t\t127.0.0.1:0\n\
-                 net_interface\t\t127.0.0.1\n\
-                 audio_source\t\taufile,{wav}\n\
-                 rtp_ports\t\t40000-49999\n\
-                 module_path\t\t{MODULE_PATH}\n\
-                 module\t\t\tg711.so\n\
-                 module\t\t\taufile.so\n\
-                 module\t\t\tsndfile.so\n\
-                 snd_path\t\t{dir}\n\
-                 module_app\t\tmenu.so\n\
-                 module_app\t\tctrl_tcp.so\n\
-                 ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\n",
-                wav = wav.display(),
-                dir = dir.path().display(),
-            );
-            std::fs::write(dir.path().join("config"), config).expect("write config");
-            let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log file");
-            // `-s`: SIP trace in the log; `-t`: a stray phone still quits on its own.
-            let mut child = Command::new("baresip")
-                .arg("-f")
-                .arg(dir.path())
-                .args(["-s", "-t", "60"])
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log file"))
-                .stderr(log)
-                .spawn()
-                .expect("start baresip");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let stream = loop {
-                if let Ok(s) = TcpStream::connect(("127.0.0.1", ctrl_port)) {
-                    break Some(s);
-                }
-                if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            };
-            match stream {
-                Some(stream) => {
-                    return Phone {
-                        user,
-                        child,
-                        dir,
-                        ctrl: Ctrl::new(stream),
-                    };
-                }
-                None => {
-                    // Most likely someone took the control port first; try another.
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    last_log = std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
-                }
-            }
+impl Recording {
+    /// Starts baresip as `user`, playing `tone_hz` into calls and recording what it receives.
+    fn start(user: &str, tone_hz: u32) -> Recording {
+        let sound = TempDir::new(&format!("baresip-{user}-sound"));
+        let extra = format!("module\t\t\tsndfile.so\nsnd_path\t\t{}\n", sound.path().display());
+        Recording {
+            phone: Phone::start(user, tone_hz, &extra),
+            sound,
         }
-        panic!("baresip ({user}) never opened its control socket; its log:\n{last_log}");
-    }
-
-    /// The baresip log so far (its last 12,000 characters), with the control messages.
-    fn diagnostics(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default();
-        let tail = log
-            .char_indices()
-            .rev()
-            .nth(12_000)
-            .map_or(&log[..], |(i, _)| &log[i..]);
-        format!(
-            "--- {} ctrl_tcp messages ---\n{}\n--- {} baresip log (tail) ---\n{tail}",
-            self.user,
-            self.ctrl.seen.join("\n"),
-            self.user
-        )
-    }
-
-    fn fail(&self, what: &str, others: &[&Phone]) -> ! {
-        let mut text = format!("{what}\n{}", self.diagnostics());
-        for o in others {
-            text.push('\n');
-            text.push_str(&o.diagnostics());
-        }
-        panic!("{text}");
     }
 
     /// Creates the account (via the outbound proxy `server`) and waits until it is registered.
     fn register(&mut self, password: &str, server: SocketAddr, extra: &str) {
         let account = format!(
             "<sip:{user}@{DOMAIN};transport=udp>;auth_pass={password};outbound=\"sip:{server};transport=udp\";regint=600{extra}",
-            user = self.user
+            user = self.phone.name
         );
-        if let Err(e) = self.ctrl.command("uanew", &account) {
-            self.fail(&format!("uanew for {} failed: {e}", self.user), &[]);
-        }
-        match self
-            .ctrl
-            .event(&["REGISTER_OK", "REGISTER_FAIL"], Duration::from_secs(10))
-        {
-            Some((t, _)) if t == "REGISTER_OK" => {}
-            Some((_, msg)) => {
-                let why = json_str(&msg, "param").unwrap_or_default();
-                let hint = if why.contains("Function not implemented") {
-                    " (ENOSYS: libre before 3.12, which Debian 12's baresip uses, gives up on the whole \
-                     401/407 when any of its digest challenges has an algorithm other than MD5)"
-                } else {
-                    ""
-                };
-                self.fail(&format!("{}'s REGISTER failed: {why}{hint}", self.user), &[]);
-            }
-            None => self.fail(&format!("{} did not register within 10 s", self.user), &[]),
-        }
-    }
-
-    /// Waits for one of `types` (call events), failing with both phones' logs otherwise.
-    fn call_event(&mut self, types: &[&str], limit: Duration, other: &Phone) -> (String, String) {
-        match self.ctrl.event(types, limit) {
-            Some(e) => e,
-            None => self.fail(&format!("{}: none of {types:?} within {limit:?}", self.user), &[other]),
+        if let Err(why) = self.phone.register(&account) {
+            let hint = if why.contains("Function not implemented") {
+                " (ENOSYS: libre before 3.12, which Debian 12's baresip uses, gives up on the whole \
+                 401/407 when any of its digest challenges has an algorithm other than MD5)"
+            } else {
+                ""
+            };
+            self.phone
+                .fail(&format!("{}'s REGISTER failed: {why}{hint}", self.phone.name), &[]);
         }
     }
 
     /// The file `sndfile` wrote of what this phone decoded from the network.
     fn received_audio(&self) -> PathBuf {
-        std::fs::read_dir(self.dir.path())
-            .expect("read the phone's directory")
+        std::fs::read_dir(self.sound.path())
+            .expect("read the phone's sound directory")
             .flatten()
             .map(|e| e.path())
             .find(|p| {
@@ -432,32 +175,12 @@ impl Phone {
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with("dump-") && n.ends_with("-dec.wav"))
             })
-            .unwrap_or_else(|| self.fail(&format!("{} recorded nothing (no dump-*-dec.wav)", self.user), &[]))
-    }
-
-    /// Asks baresip to quit (SIGTERM, as `-t` would: it closes its files and unregisters) and
-    /// waits up to 5 s before killing it.
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Phone {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            .unwrap_or_else(|| {
+                self.phone.fail(
+                    &format!("{} recorded nothing (no dump-*-dec.wav)", self.phone.name),
+                    &[],
+                )
+            })
     }
 }
 
@@ -487,9 +210,9 @@ fn baresip_call_carries_a_tone_both_ways_through_the_relay() {
     // Debian 12's baresip (libre 1.1.0) abandons a 401 that also offers SHA-256.
     let server = Server::start_in(dir, &["--rtp-ports", "7600-7699", "--digest-algorithms", "MD5"]);
 
-    let mut bob = Phone::start(BOB.0, CALLEE_TONE_HZ);
+    let mut bob = Recording::start(BOB.0, CALLEE_TONE_HZ);
     bob.register(BOB.1, server.udp, ";answermode=auto");
-    let mut alice = Phone::start(ALICE.0, CALLER_TONE_HZ);
+    let mut alice = Recording::start(ALICE.0, CALLER_TONE_HZ);
     alice.register(ALICE.1, server.udp, "");
 
     if let Err(e) = alice.ctrl.command("dial", &format!("sip:{}@{DOMAIN}", BOB.0)) {
