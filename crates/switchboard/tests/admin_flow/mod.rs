@@ -6,13 +6,13 @@
 
 #![allow(dead_code)]
 
-use std::fs::File;
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::sipp::Uas;
 use crate::support::{self, Server, TempDir};
 
 pub const DOMAIN: &str = support::TEST_DOMAIN;
@@ -47,7 +47,7 @@ pub fn registered_call(extra: &[&str]) -> Flow {
     let http = http_addr(&server);
     let started = Instant::now();
 
-    let mut uas = Uas::start("call_uas");
+    let mut uas = Uas::start("call_uas", "30s");
     register(&server, CALLEE, uas.port);
     // 1001's contact is where its calls come from: the caller SIPp runs on that port.
     let caller_contact_port = support::free_port();
@@ -163,99 +163,6 @@ fn header(log: &str, name: &str) -> Option<String> {
         let (n, v) = l.trim().split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
     })
-}
-
-/// The callee: SIPp in server mode on its own port, killed when dropped.
-struct Uas {
-    child: Option<Child>,
-    work: TempDir,
-    port: u16,
-    scenario: String,
-}
-
-impl Uas {
-    /// Starts `scenario` and waits (up to 10 s) until it holds its port.
-    fn start(scenario: &str) -> Uas {
-        let path = support::scenario_path(scenario);
-        for _attempt in 0..3 {
-            let port = support::free_port();
-            let work = TempDir::new("admin-uas");
-            let stderr = File::create(work.path().join("stderr.txt")).expect("stderr file");
-            let child = Command::new("sipp")
-                .current_dir(work.path())
-                .args(["-sf", &path, "-t", "u1", "-i", "127.0.0.1"])
-                .args(["-p", &port.to_string()])
-                .args(BOUNDS)
-                .args(["-trace_err", "-trace_msg", "-nostdin"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(stderr)
-                .spawn()
-                .expect("start sipp");
-            let mut uas = Uas {
-                child: Some(child),
-                work,
-                port,
-                scenario: scenario.to_owned(),
-            };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Some(status) = uas.child.as_mut().and_then(|c| c.try_wait().expect("try_wait")) {
-                    uas.child = None;
-                    let errors = uas.errors();
-                    if errors.contains("Address already in use") {
-                        break;
-                    }
-                    panic!("{scenario} exited early ({status}):\n{errors}");
-                }
-                // Once SIPp holds the port our bind fails.
-                if UdpSocket::bind(("127.0.0.1", port)).is_err() {
-                    return uas;
-                }
-                assert!(Instant::now() < deadline, "{scenario} did not bind 127.0.0.1:{port}");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        panic!("{scenario}: no free port in 3 attempts");
-    }
-
-    fn errors(&self) -> String {
-        let stderr = std::fs::read_to_string(self.work.path().join("stderr.txt")).unwrap_or_default();
-        format!("{}\n{stderr}", support::sipp_log(self.work.path(), "errors"))
-    }
-
-    /// Waits (up to 15 s) for SIPp to end its call and exit, and asserts it succeeded.
-    fn finish(&mut self) {
-        let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{} still running after 15 s:\n{}", self.scenario, self.errors());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(
-            status.success(),
-            "{} failed ({status}):\n{}\n--- messages ---\n{}",
-            self.scenario,
-            self.errors(),
-            support::sipp_log(self.work.path(), "messages")
-        );
-    }
-}
-
-impl Drop for Uas {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Where the admin API listens: the `http ADDR` line the server printed.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod sipp;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
