@@ -418,6 +418,7 @@ mod tests {
             conn: 0,
             user_agent: None,
             behind_nat: false,
+            node: String::new(),
         };
         let mut l = Location::from_bindings(vec![
             b("sip:a@h", 100, 500),

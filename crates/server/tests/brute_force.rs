@@ -75,6 +75,7 @@ fn rig() -> Rig {
         conn: 0,
         user_agent: None,
         behind_nat: false,
+        node: String::new(),
     };
     let registrar = Registrar {
         domain: DOMAIN.into(),

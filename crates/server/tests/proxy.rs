@@ -56,6 +56,7 @@ fn binding(contact: &str, source: &str, conn: u64, behind_nat: bool) -> Binding 
         conn,
         user_agent: None,
         behind_nat,
+        node: String::new(),
     }
 }
 

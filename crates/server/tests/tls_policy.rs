@@ -44,6 +44,7 @@ fn binding(user: &str, contact: &str, source: &str, conn: u64) -> Binding {
         conn,
         user_agent: None,
         behind_nat: false,
+        node: String::new(),
     }
 }
 

@@ -35,6 +35,9 @@ pub struct Binding {
     /// The phone is behind NAT (its Via or Contact names an address other than the one its
     /// packets came from): requests to it go to `source`, not to the Contact address.
     pub behind_nat: bool,
+    /// The cluster node that holds the phone's flow (its `--node-id`): requests to the phone go
+    /// through that node, which owns the NAT mapping or the connection. Empty on a single node.
+    pub node: String,
 }
 
 /// Where bindings live. Implementations are safe to share between threads.
@@ -43,8 +46,26 @@ pub trait LocationStore: Send + Sync {
     fn replace(&self, aor: &str, bindings: &[Binding]) -> Result<(), StoreError>;
     /// Every binding that has not expired at `now`.
     fn load(&self, now: u64) -> Result<Vec<Binding>, StoreError>;
-    /// Deletes bindings expired at `now`; returns how many.
+    /// Deletes bindings expired at `now`; returns how many. (A store that expires keys by
+    /// itself, like Redis, has nothing to do.)
     fn purge_expired(&self, now: u64) -> Result<usize, StoreError>;
+    /// A writer on a connection of its own, for a [`GroupCommitter`] thread.
+    fn batch_writer(&self) -> Result<Box<dyn BatchWriter>, StoreError>;
+}
+
+impl<T: LocationStore + ?Sized> LocationStore for std::sync::Arc<T> {
+    fn replace(&self, aor: &str, bindings: &[Binding]) -> Result<(), StoreError> {
+        (**self).replace(aor, bindings)
+    }
+    fn load(&self, now: u64) -> Result<Vec<Binding>, StoreError> {
+        (**self).load(now)
+    }
+    fn purge_expired(&self, now: u64) -> Result<usize, StoreError> {
+        (**self).purge_expired(now)
+    }
+    fn batch_writer(&self) -> Result<Box<dyn BatchWriter>, StoreError> {
+        (**self).batch_writer()
+    }
 }
 
 /// One AOR's new binding set, and whom to tell once it is durable.
@@ -66,6 +87,12 @@ impl fmt::Debug for Write {
 /// Something that can write several AORs in one durable transaction.
 pub trait BatchWriter: Send + 'static {
     fn write_batch(&mut self, batch: &[(String, Vec<Binding>)]) -> Result<(), StoreError>;
+}
+
+impl BatchWriter for Box<dyn BatchWriter> {
+    fn write_batch(&mut self, batch: &[(String, Vec<Binding>)]) -> Result<(), StoreError> {
+        (**self).write_batch(batch)
+    }
 }
 
 /// Batches writes: a dedicated thread takes everything queued (waiting at most `window` for more

@@ -121,6 +121,24 @@ pub trait RecordStore: Send + Sync {
     ) -> Result<Vec<(RecordKey, CallRecord)>, StoreError>;
 }
 
+impl<T: RecordStore + ?Sized> RecordStore for std::sync::Arc<T> {
+    fn insert(&self, records: &[CallRecord]) -> Result<(), StoreError> {
+        (**self).insert(records)
+    }
+    fn list_records(&self, since_ms: u64, until_ms: u64, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
+        (**self).list_records(since_ms, until_ms, limit)
+    }
+    fn page_records(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+        after: Option<RecordKey>,
+        limit: usize,
+    ) -> Result<Vec<(RecordKey, CallRecord)>, StoreError> {
+        (**self).page_records(since_ms, until_ms, after, limit)
+    }
+}
+
 /// Where a record sits in the newest-first order of [`RecordStore::page_records`]: its end time
 /// and its storage sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

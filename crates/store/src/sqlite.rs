@@ -97,6 +97,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         "ALTER TABLE subscribers ADD COLUMN allowed_networks TEXT NOT NULL DEFAULT '';",
     ),
+    (9, "ALTER TABLE bindings ADD COLUMN node TEXT NOT NULL DEFAULT '';"),
 ];
 
 impl SqliteStore {
@@ -386,8 +387,8 @@ fn replace_in(tx: &rusqlite::Transaction<'_>, aor: &str, bindings: &[Binding]) -
         .map_err(backend)?;
     let mut insert = tx
         .prepare_cached(
-            "INSERT OR REPLACE INTO bindings (aor, contact, expires_at, q, call_id, cseq, source, conn, user_agent, behind_nat)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT OR REPLACE INTO bindings (aor, contact, expires_at, q, call_id, cseq, source, conn, user_agent, behind_nat, node)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .map_err(backend)?;
     for b in bindings {
@@ -402,7 +403,8 @@ fn replace_in(tx: &rusqlite::Transaction<'_>, aor: &str, bindings: &[Binding]) -
                 b.source,
                 b.conn as i64,
                 b.user_agent,
-                b.behind_nat
+                b.behind_nat,
+                b.node
             ])
             .map_err(backend)?;
     }
@@ -422,7 +424,7 @@ impl LocationStore for SqliteStore {
         self.with(|c| {
             let mut stmt = c
                 .prepare(
-                    "SELECT aor, contact, expires_at, q, call_id, cseq, source, conn, user_agent, behind_nat
+                    "SELECT aor, contact, expires_at, q, call_id, cseq, source, conn, user_agent, behind_nat, node
                      FROM bindings WHERE expires_at > ?1 ORDER BY aor, q DESC, contact",
                 )
                 .map_err(backend)?;
@@ -439,6 +441,7 @@ impl LocationStore for SqliteStore {
                         conn: r.get::<_, i64>(7)? as u64,
                         user_agent: r.get(8)?,
                         behind_nat: r.get(9)?,
+                        node: r.get(10)?,
                     })
                 })
                 .map_err(backend)?;
@@ -451,6 +454,10 @@ impl LocationStore for SqliteStore {
             c.execute("DELETE FROM bindings WHERE expires_at <= ?1", params![now as i64])
                 .map_err(backend)
         })
+    }
+
+    fn batch_writer(&self) -> Result<Box<dyn BatchWriter>, StoreError> {
+        Ok(Box::new(SqliteStore::batch_writer(self)?))
     }
 }
 

@@ -175,6 +175,36 @@ pub trait SubscriberStore: Send + Sync {
     }
 }
 
+impl<T: SubscriberStore + ?Sized> SubscriberStore for std::sync::Arc<T> {
+    fn add(&self, subscriber: &Subscriber) -> Result<(), StoreError> {
+        (**self).add(subscriber)
+    }
+    fn update(&self, subscriber: &Subscriber) -> Result<(), StoreError> {
+        (**self).update(subscriber)
+    }
+    fn set_tls_only(&self, user: &str, domain: &str, tls_only: bool) -> Result<(), StoreError> {
+        (**self).set_tls_only(user, domain, tls_only)
+    }
+    fn set_allowed_networks(&self, user: &str, domain: &str, networks: &[String]) -> Result<(), StoreError> {
+        (**self).set_allowed_networks(user, domain, networks)
+    }
+    fn remove(&self, user: &str, domain: &str) -> Result<(), StoreError> {
+        (**self).remove(user, domain)
+    }
+    fn get(&self, user: &str, domain: &str) -> Result<Option<Subscriber>, StoreError> {
+        (**self).get(user, domain)
+    }
+    fn list(&self, domain: Option<&str>) -> Result<Vec<Subscriber>, StoreError> {
+        (**self).list(domain)
+    }
+    fn generation(&self) -> Result<u64, StoreError> {
+        (**self).generation()
+    }
+    fn put_many(&self, subscribers: &[Subscriber]) -> Result<Vec<Put>, StoreError> {
+        (**self).put_many(subscribers)
+    }
+}
+
 /// What [`SubscriberStore::put_many`] did with one subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Put {

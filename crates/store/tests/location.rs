@@ -35,6 +35,7 @@ fn binding(aor: &str, contact: &str, expires_at: u64) -> Binding {
         conn: 0,
         user_agent: Some("test".into()),
         behind_nat: false,
+        node: String::new(),
     }
 }
 

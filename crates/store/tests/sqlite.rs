@@ -164,6 +164,7 @@ fn the_subscriber_generation_moves_only_with_subscribers() {
         conn: 0,
         user_agent: None,
         behind_nat: false,
+        node: String::new(),
     };
     cli.replace("1000@example.com", &[binding]).expect("binding");
     assert_eq!(
