@@ -91,7 +91,7 @@ struct UserChange {
 
 pub(crate) async fn list_users(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let domain = app.control.domain().to_ascii_lowercase();
-    let users = blocking(&app, move |s| s.list(Some(&domain))).await?;
+    let users = blocking(&app, move |s| s.subscribers.list(Some(&domain))).await?;
     let users: Vec<UserView> = users.iter().map(UserView::from).collect();
     Ok(Json(json!({ "users": users })))
 }
@@ -102,7 +102,7 @@ pub(crate) async fn add_user(State(app): State<AppState>, body: Bytes) -> Result
         .with_tls_only(new.tls_only)
         .with_allowed_networks(networks(new.allowed_networks)?);
     let view = UserView::from(&subscriber);
-    blocking(&app, move |s| s.add(&subscriber)).await?;
+    blocking(&app, move |s| s.subscribers.add(&subscriber)).await?;
     tracing::info!(user = %view.ext, "user added through the admin API");
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -128,7 +128,8 @@ pub(crate) async fn set_password(
         .transpose()?;
     let tls_only = change.tls_only;
     let user = ext.clone();
-    let stored = blocking(&app, move |s| {
+    let stored = blocking(&app, move |stores| {
+        let s = &stores.subscribers;
         if let Some(new) = &new {
             s.update(new)?;
         }
@@ -156,7 +157,7 @@ pub(crate) async fn set_password(
 pub(crate) async fn remove_user(State(app): State<AppState>, Path(ext): Path<String>) -> Result<StatusCode, ApiError> {
     let domain = app.control.domain().to_owned();
     let user = ext.clone();
-    blocking(&app, move |s| s.remove(&user, &domain)).await?;
+    blocking(&app, move |s| s.subscribers.remove(&user, &domain)).await?;
     tracing::info!(user = %ext, "user removed through the admin API");
     Ok(StatusCode::NO_CONTENT)
 }

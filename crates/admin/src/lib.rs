@@ -14,7 +14,8 @@
 //! SIP trace views and pcap export.
 //!
 //! The running server is reached through [`server::Control`]; users and call records through the
-//! embedded store, whose calls block and so run on tokio's blocking pool.
+//! stores the server opened (embedded, or shared by several nodes), whose calls block and so run
+//! on tokio's blocking pool.
 
 mod api;
 mod console;
@@ -54,8 +55,8 @@ impl std::fmt::Debug for AdminSettings {
 /// What every handler shares.
 pub(crate) struct App {
     pub(crate) control: server::Control,
-    /// The embedded store (`None` when the server runs without a data directory).
-    pub(crate) store: Option<Arc<store::SqliteStore>>,
+    /// The server's stores (`None` when it runs without a data directory).
+    pub(crate) store: Option<store::Stores>,
     token: Option<String>,
 }
 
@@ -72,19 +73,9 @@ pub async fn serve(
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
-/// The whole router, for [`serve`] or for serving it some other way. Opens the store of the
-/// server's data directory, if it has one.
+/// The whole router, for [`serve`] or for serving it some other way, on the server's stores.
 pub async fn router(control: server::Control, settings: AdminSettings) -> io::Result<Router> {
-    let store = match control.data_dir().map(std::path::Path::to_path_buf) {
-        Some(dir) => {
-            let opened = tokio::task::spawn_blocking(move || store::SqliteStore::open_in(&dir))
-                .await
-                .map_err(io::Error::other)?
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            Some(Arc::new(opened))
-        }
-        None => None,
-    };
+    let store = control.stores();
     let state: AppState = Arc::new(App {
         control,
         store,
@@ -223,7 +214,7 @@ impl From<store::StoreError> for ApiError {
 /// Runs a blocking store call on tokio's blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
     app: &AppState,
-    f: impl FnOnce(&store::SqliteStore) -> Result<T, store::StoreError> + Send + 'static,
+    f: impl FnOnce(&store::Stores) -> Result<T, store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let Some(store) = app.store.clone() else {
         return Err(ApiError::new(

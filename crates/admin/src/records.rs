@@ -221,7 +221,8 @@ pub(crate) async fn list(
     let page = query.check()?;
     // One more than asked tells whether there is a next page.
     let mut rows = blocking(&app, move |s| {
-        s.page_records(page.since_ms, page.until_ms, page.after, page.limit + 1)
+        s.records
+            .page_records(page.since_ms, page.until_ms, page.after, page.limit + 1)
     })
     .await?;
     let next_cursor = if rows.len() > page.limit {

@@ -47,8 +47,9 @@ fn main() {
         domain: DOMAIN.into(),
         intervals: Intervals::default(),
         auth: DigestAuth::new([7u8; 32], 300),
-        subscribers: SubscriberCache::new(store),
+        subscribers: SubscriberCache::new(std::sync::Arc::new(store) as server::Subscribers),
         auth_failures: 0,
+        node: String::new(),
         location: Location::default(),
     };
     let mut engine = Engine::new(TimerConfig::default(), Some(registrar), None);

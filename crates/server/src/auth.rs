@@ -51,6 +51,9 @@ pub struct DigestAuth {
     nc_seen: HashMap<String, (u64, u32)>,
     /// Makes every nonce unique.
     counter: u64,
+    /// This node's tag in the top 32 bits of each nonce's counter (0 on a single server): a
+    /// nonce with another node's tag is answered `stale=true` (see `crate::cluster`).
+    node_tag: u32,
     /// The algorithms challenged with, most preferred first.
     order: Vec<Algorithm>,
     /// The username of the last [`DigestAuth::verify`] when it refused a password guess.
@@ -84,6 +87,7 @@ impl DigestAuth {
             lifetime: lifetime_secs,
             nc_seen: HashMap::new(),
             counter: 0,
+            node_tag: 0,
             order: vec![Algorithm::Md5, Algorithm::Sha256],
             guess: None,
         }
@@ -124,6 +128,13 @@ impl DigestAuth {
         self
     }
 
+    /// Tags every nonce with this node's tag, and treats a nonce of another node (made with
+    /// the same shared secret) as stale, so each node's `nc` table sees only its own nonces.
+    pub fn with_node_tag(mut self, tag: u32) -> Self {
+        self.node_tag = tag;
+        self
+    }
+
     /// A secret from the operating system's random source.
     pub fn random_secret() -> std::io::Result<[u8; 32]> {
         use std::io::Read;
@@ -146,20 +157,23 @@ impl DigestAuth {
         self.counter = self.counter.wrapping_add(1);
         let mut head = [0u8; 16];
         head[..8].copy_from_slice(&now.to_be_bytes());
-        head[8..].copy_from_slice(&self.counter.to_be_bytes());
+        head[8..12].copy_from_slice(&self.node_tag.to_be_bytes());
+        head[12..].copy_from_slice(&(self.counter as u32).to_be_bytes());
         let mut nonce = hex(&head);
         nonce.push_str(&hex(&self.mac(&head, realm)));
         nonce
     }
 
-    /// The issue time of a nonce this server made for `realm`, if the HMAC is right.
-    fn check_nonce(&self, nonce: &str, realm: &str) -> Option<u64> {
+    /// The issue time and node tag of a nonce made with this secret for `realm`, if the HMAC
+    /// is right.
+    fn check_nonce(&self, nonce: &str, realm: &str) -> Option<(u64, u32)> {
         let raw = unhex(nonce)?;
         if raw.len() != 16 + MAC_LEN {
             return None;
         }
         let issued = u64::from_be_bytes(raw[..8].try_into().ok()?);
-        constant_time_eq(&raw[16..], &self.mac(&raw[..16], realm)).then_some(issued)
+        let tag = u32::from_be_bytes(raw[8..12].try_into().ok()?);
+        constant_time_eq(&raw[16..], &self.mac(&raw[..16], realm)).then_some((issued, tag))
     }
 
     /// The challenge header values, one per algorithm in `self.order` (most preferred first).
@@ -205,7 +219,7 @@ impl DigestAuth {
                 _ => return AuthOutcome::Challenge { stale: false },
             },
         };
-        let Some(issued) = self.check_nonce(&creds.nonce, realm) else {
+        let Some((issued, tag)) = self.check_nonce(&creds.nonce, realm) else {
             return AuthOutcome::Challenge { stale: false };
         };
         if creds.uri != request_uri && !same_host(&creds.uri, request_uri) {
@@ -247,7 +261,8 @@ impl DigestAuth {
             return AuthOutcome::Challenge { stale: false };
         }
         // Right password: an old nonce only needs a fresh one (RFC 7616 §3.3 stale).
-        if now.saturating_sub(issued) > self.lifetime || issued > now + 60 {
+        // So does a nonce another node of the platform issued: its nc table is not ours.
+        if now.saturating_sub(issued) > self.lifetime || issued > now + 60 || tag != self.node_tag {
             return AuthOutcome::Challenge { stale: true };
         }
         match self.nc_seen.get(creds.nonce.as_ref()) {
@@ -442,6 +457,23 @@ mod tests {
         let other_realm = a.nonce("other.org", 1000);
         let h = authorization("1000", "pw1000", &other_realm, "00000001", Algorithm::Md5, URI);
         assert_eq!(check(&mut a, &h, 1001), AuthOutcome::Challenge { stale: false });
+    }
+
+    #[test]
+    fn a_nonce_of_another_node_is_stale_there() {
+        // Two nodes of a platform share the secret; each has its own tag.
+        let mut a = server().with_node_tag(1);
+        let mut b = server().with_node_tag(2);
+        let nonce = a.nonce(REALM, 1000);
+        let h = authorization("1000", "pw1000", &nonce, "00000001", Algorithm::Md5, URI);
+        assert_eq!(check(&mut b, &h, 1001), AuthOutcome::Challenge { stale: true });
+        assert!(
+            b.take_guess().is_none(),
+            "a right password on the wrong node is no guess"
+        );
+        assert!(matches!(check(&mut a, &h, 1001), AuthOutcome::Authenticated { .. }));
+        let wrong = authorization("1000", "guess", &nonce, "00000002", Algorithm::Md5, URI);
+        assert_eq!(check(&mut b, &wrong, 1001), AuthOutcome::Challenge { stale: false });
     }
 
     #[test]

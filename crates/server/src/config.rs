@@ -34,6 +34,10 @@ pub struct ServerConfig {
     pub timers: TimerConfig,
     /// The embedded store (subscribers, registrations); `None` runs without a registrar.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Shared stores by URL instead of the embedded one, per kind of data (multi-node).
+    pub stores: store::StoreUrls,
+    /// This node's name among several sharing a location store (empty: `HOST-PORT`).
+    pub node_id: String,
     /// Registration intervals: below `min` gets 423, above `max` is clamped.
     pub registration: crate::registrar::Intervals,
     /// How long a digest nonce is good for before it is `stale`.
@@ -70,6 +74,8 @@ impl Default for ServerConfig {
             udp_sockets_per_address: 0,
             timers: TimerConfig::default(),
             data_dir: None,
+            stores: store::StoreUrls::default(),
+            node_id: String::new(),
             registration: crate::registrar::Intervals::default(),
             nonce_lifetime: Duration::from_secs(300),
             digest_sha256_first: false,

@@ -150,6 +150,11 @@ impl Control {
         self.shared.config.data_dir.as_deref()
     }
 
+    /// The stores the server opened (`None` without a data directory).
+    pub fn stores(&self) -> Option<store::Stores> {
+        self.shared.stores.clone()
+    }
+
     pub fn listening(&self) -> &Listening {
         &self.listening
     }

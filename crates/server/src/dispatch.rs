@@ -13,7 +13,6 @@
 
 use sip::{HeaderName, KNOWN_METHODS, Message, Method, UasPolicy, Verdict, inspect_checked_request};
 use sip_txn::{Event, Peer, TransactionLayer, TxId};
-use store::SqliteStore;
 
 use crate::proxy::Proxy;
 use crate::registrar::{Registrar, Reply};
@@ -94,7 +93,7 @@ pub struct PendingWrite {
 pub struct Dispatcher {
     tags: TagSource,
     pub stats: DispatchStats,
-    pub registrar: Option<Registrar<SqliteStore>>,
+    pub registrar: Option<Registrar<crate::Subscribers>>,
     /// The proxy; it routes with the registrar's location service and credentials.
     pub proxy: Option<Proxy>,
     /// Writes to hand to the group committer once the engine lock is released.
@@ -110,7 +109,7 @@ fn unix_now() -> u64 {
 }
 
 impl Dispatcher {
-    pub fn new(registrar: Option<Registrar<SqliteStore>>, proxy: Option<Proxy>) -> Self {
+    pub fn new(registrar: Option<Registrar<crate::Subscribers>>, proxy: Option<Proxy>) -> Self {
         let proxy = proxy.filter(|_| registrar.is_some());
         Dispatcher {
             registrar,

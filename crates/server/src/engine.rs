@@ -21,7 +21,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(
         timers: TimerConfig,
-        registrar: Option<Registrar<store::SqliteStore>>,
+        registrar: Option<Registrar<crate::Subscribers>>,
         proxy: Option<crate::proxy::Proxy>,
     ) -> Self {
         Engine {
@@ -119,6 +119,22 @@ impl Engine {
 
     pub fn proxy(&self) -> Option<&crate::proxy::Proxy> {
         self.dispatcher.proxy.as_ref()
+    }
+
+    /// Whether the table of live nodes has `node` (true without a cluster).
+    pub fn knows_cluster_node(&mut self, node: &str) -> bool {
+        self.dispatcher
+            .proxy
+            .as_mut()
+            .and_then(|p| p.cluster_mut())
+            .is_none_or(|view| view.knows(node))
+    }
+
+    /// The live nodes of the platform, for routing to phones other nodes hold.
+    pub fn set_cluster_nodes(&mut self, nodes: std::collections::HashMap<String, std::net::SocketAddr>) {
+        if let Some(view) = self.dispatcher.proxy.as_mut().and_then(|p| p.cluster_mut()) {
+            view.set_nodes(nodes);
+        }
     }
 
     /// Digest credentials refused since start (registrar and proxy).

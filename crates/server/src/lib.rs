@@ -19,6 +19,7 @@
 //! (boundedly) for transactions in flight.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod dispatch;
@@ -37,6 +38,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use config::{GuardSettings, MediaSettings, ServerConfig, TraceSettings};
+
+/// The subscriber store as the server holds it: any backend ([`store::Stores`]).
+pub type Subscribers = Arc<dyn store::SubscriberStore>;
 pub use control::Control;
 use transport::{Shared, stream, tls, udp};
 
@@ -119,40 +123,72 @@ pub async fn serve(
         cert = Some(loaded);
     }
 
-    let (registrar, committer, sweeper_store, records) = match &config.data_dir {
+    let node_id = node_id(&config, &listening);
+    let stores = match &config.data_dir {
         Some(dir) => {
-            let err = |e: store::StoreError| io::Error::other(format!("{}: {e}", dir.display()));
-            let store = store::SqliteStore::open_in(dir).map_err(err)?;
+            let stores = {
+                let (urls, dir, node) = (config.stores.clone(), dir.clone(), node_id.clone());
+                tokio::task::spawn_blocking(move || store::Stores::open(&urls, &dir, &node))
+                    .await
+                    .map_err(io::Error::other)?
+            };
+            Some(stores.map_err(|e| io::Error::other(format!("{}: {e}", dir.display())))?)
+        }
+        None => None,
+    };
+    // In a cluster every node signs nonces and internal hops with the secret they share.
+    let secret = match stores.as_ref().and_then(|s| s.cluster.clone()) {
+        Some(cluster) => {
+            let candidate = auth::DigestAuth::random_secret()?;
+            tokio::task::spawn_blocking(move || cluster.shared_secret(&candidate))
+                .await
+                .map_err(io::Error::other)?
+                .map_err(|e| io::Error::other(format!("cluster secret: {e}")))?
+        }
+        None => auth::DigestAuth::random_secret()?,
+    };
+    let (registrar, committer, records) = match &stores {
+        Some(stores) => {
+            let err = |e: store::StoreError| io::Error::other(format!("location store: {e}"));
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            let bindings = store::LocationStore::load(&store, now).map_err(err)?;
+            let bindings = {
+                let locations = stores.locations.clone();
+                tokio::task::spawn_blocking(move || locations.load(now))
+                    .await
+                    .map_err(io::Error::other)?
+                    .map_err(err)?
+            };
             tracing::info!(bindings = bindings.len(), "registrations loaded");
             let committer = store::GroupCommitter::start(
-                store.batch_writer().map_err(err)?,
+                stores.locations.batch_writer().map_err(err)?,
                 std::time::Duration::from_millis(1),
                 1024,
             );
             let registrar = registrar::Registrar {
                 domain: config.domain.to_ascii_lowercase(),
                 intervals: config.registration,
-                auth: auth::DigestAuth::new(auth::DigestAuth::random_secret()?, config.nonce_lifetime.as_secs())
+                auth: auth::DigestAuth::new(secret, config.nonce_lifetime.as_secs())
                     .prefer_sha256(config.digest_sha256_first)
-                    .with_algorithms(&config.digest_algorithms),
+                    .with_algorithms(&config.digest_algorithms)
+                    .with_node_tag(stores.cluster.as_ref().map_or(0, |_| cluster::node_tag(&node_id))),
                 location: registrar::Location::from_bindings(bindings),
-                subscribers: store::SubscriberCache::new(store),
+                subscribers: store::SubscriberCache::new(stores.subscribers.clone()),
                 auth_failures: 0,
+                node: if stores.cluster.is_some() {
+                    node_id.clone()
+                } else {
+                    String::new()
+                },
             };
             (
                 Some(registrar),
                 Some(committer),
-                Some(store::SqliteStore::open_in(dir).map_err(err)?),
-                Some(store::RecordWriter::start(
-                    store::SqliteStore::open_in(dir).map_err(err)?,
-                )),
+                Some(store::RecordWriter::start(stores.records.clone())),
             )
         }
-        None => (None, None, None, None),
+        None => (None, None, None),
     };
     let proxy = registrar.as_ref().map(|_| {
         let wall_ms = std::time::SystemTime::now()
@@ -170,6 +206,12 @@ pub async fn serve(
             Instant::now(),
             wall_ms,
             salt,
+        )
+        .with_cluster(
+            stores
+                .as_ref()
+                .and_then(|s| s.cluster.as_ref())
+                .map(|_| cluster::ClusterView::new(&node_id, &secret)),
         )
     });
     let mut relay_handle = None;
@@ -204,6 +246,7 @@ pub async fn serve(
         records,
         relay_handle.clone(),
         listening.clone(),
+        stores.clone(),
     );
     let mut tasks = Vec::new();
     let mut udp_threads = Vec::new();
@@ -227,8 +270,29 @@ pub async fn serve(
     }
     tasks.push(tokio::spawn(shared.clone().run_timers()));
     tasks.push(tokio::spawn(shared.clone().run_committed(committed_rx)));
-    if let Some(store) = sweeper_store {
-        tasks.push(tokio::spawn(sweep_registrations(shared.clone(), store)));
+    if let Some(stores) = &stores {
+        tasks.push(tokio::spawn(sweep_registrations(
+            shared.clone(),
+            stores.locations.clone(),
+        )));
+    }
+    let cluster_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut cluster_task = None;
+    if let (Some(cluster), Some(udp)) = (
+        stores.as_ref().and_then(|s| s.cluster.clone()),
+        local_addrs(&listening, &shared.config.domain).udp,
+    ) {
+        let me = store::NodeInfo {
+            id: node_id.clone(),
+            sip: cluster::hop_address(udp),
+        };
+        tracing::info!(node = %me.id, hop = %me.sip, "cluster node");
+        cluster_task = Some(tokio::spawn(cluster::run(
+            shared.clone(),
+            cluster,
+            me,
+            cluster_stop.clone(),
+        )));
     }
     if relay_handle.is_some() {
         tasks.push(tokio::spawn(watch_media(shared.clone())));
@@ -247,6 +311,11 @@ pub async fn serve(
     for t in tasks {
         t.abort();
     }
+    cluster_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(t) = cluster_task {
+        // Withdraws this node's announcement, so the others stop routing to it at once.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), t).await;
+    }
     shared.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in udp_threads {
         let _ = t.join();
@@ -264,6 +333,20 @@ pub async fn serve(
         "engine lock"
     );
     Ok(())
+}
+
+/// This node's id: `--node-id`, or `HOST-PORT` of the first SIP listener.
+fn node_id(config: &ServerConfig, listening: &Listening) -> String {
+    if !config.node_id.is_empty() {
+        return config.node_id.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "switchboard".into());
+    let port = listening.udp.first().map_or(0, SocketAddr::port);
+    format!("{host}-{port}")
 }
 
 /// The addresses the proxy puts in Via and Record-Route: the first listener of each transport,
@@ -303,8 +386,7 @@ async fn watch_media(shared: Arc<Shared>) {
 }
 
 /// Every 10 s: drops expired registrations from memory and from the store.
-async fn sweep_registrations(shared: Arc<Shared>, store: store::SqliteStore) {
-    let store = Arc::new(store);
+async fn sweep_registrations(shared: Arc<Shared>, store: Arc<dyn store::LocationStore>) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(10)).await;
         shared.with_engine(|e, _, _| {

@@ -88,6 +88,21 @@ impl Location {
         n
     }
 
+    /// Takes a snapshot of the shared location store (other nodes' writes), except for the
+    /// AORs where this node `me` holds a binding, in memory or in the snapshot: this node wrote
+    /// those last, and a write of its own may still be on its way to the store.
+    pub fn merge_shared(&mut self, bindings: Vec<Binding>, me: &str) {
+        let mut fresh = Location::from_bindings(bindings).by_aor;
+        let ours = |v: &Vec<Binding>| v.iter().any(|b| b.node == me);
+        fresh.retain(|aor, v| !ours(v) && !self.by_aor.get(aor).is_some_and(ours));
+        for (aor, local) in &self.by_aor {
+            if ours(local) {
+                fresh.insert(aor.clone(), local.clone());
+            }
+        }
+        self.by_aor = fresh;
+    }
+
     pub fn aors(&self) -> usize {
         self.by_aor.len()
     }
@@ -124,6 +139,9 @@ pub struct Registrar<S: SubscriberStore> {
     pub location: Location,
     /// Credentials presented and refused (wrong password, unknown user, replayed nc).
     pub auth_failures: u64,
+    /// This node's id in a cluster, recorded in each binding it makes (empty on a single
+    /// server).
+    pub node: String,
 }
 
 /// Whether signalling from `t` is encrypted (TLS, or secure WebSocket).
@@ -367,6 +385,7 @@ impl<S: SubscriberStore> Registrar<S> {
                     conn: if from.transport == Transport::Udp { 0 } else { from.conn },
                     user_agent: req.header("User-Agent").map(str::to_owned),
                     behind_nat: behind_nat(req, &c.uri, from),
+                    node: self.node.clone(),
                 });
             }
         }

@@ -81,8 +81,9 @@ fn rig() -> Rig {
         domain: DOMAIN.into(),
         intervals: Intervals::default(),
         auth: DigestAuth::new([5u8; 32], 300),
-        subscribers: SubscriberCache::new(store),
+        subscribers: SubscriberCache::new(std::sync::Arc::new(store) as server::Subscribers),
         auth_failures: 0,
+        node: String::new(),
         location: Location::from_bindings(vec![registered]),
     };
     let local = LocalAddrs {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use server::auth::DigestAuth;
+use server::cluster::{ClusterView, HOP_HEADER, Hop};
 use server::engine::Engine;
 use server::proxy::{LocalAddrs, Proxy, ProxyConfig};
 use server::registrar::{Intervals, Location, Registrar};
@@ -73,6 +74,29 @@ fn rig(contacts: &[&str], config: ProxyConfig) -> Rig {
 }
 
 fn rig_with(bindings: Vec<Binding>, config: ProxyConfig) -> Rig {
+    rig_on_node(bindings, config, None)
+}
+
+/// The secret the test platform's nodes share.
+const CLUSTER_SECRET: [u8; 32] = [5; 32];
+
+/// This rig as node `me` of a platform whose live nodes are `nodes` (id, hop address).
+fn cluster_rig(bindings: Vec<Binding>, me: &str, nodes: &[(&str, &str)]) -> Rig {
+    let mut r = rig_on_node(
+        bindings,
+        ProxyConfig::default(),
+        Some(ClusterView::new(me, &CLUSTER_SECRET)),
+    );
+    r.engine.set_cluster_nodes(
+        nodes
+            .iter()
+            .map(|(id, addr)| ((*id).to_owned(), addr.parse().expect("addr")))
+            .collect(),
+    );
+    r
+}
+
+fn rig_on_node(bindings: Vec<Binding>, config: ProxyConfig, cluster: Option<ClusterView>) -> Rig {
     let dir = std::env::temp_dir().join(format!(
         "sb-proxy-{}-{}",
         std::process::id(),
@@ -91,8 +115,9 @@ fn rig_with(bindings: Vec<Binding>, config: ProxyConfig) -> Rig {
         domain: DOMAIN.into(),
         intervals: Intervals::default(),
         auth: DigestAuth::new([9u8; 32], 300),
-        subscribers: SubscriberCache::new(store),
+        subscribers: SubscriberCache::new(std::sync::Arc::new(store) as server::Subscribers),
         auth_failures: 0,
+        node: String::new(),
         location: Location::from_bindings(bindings),
     };
     let local = LocalAddrs {
@@ -102,7 +127,7 @@ fn rig_with(bindings: Vec<Binding>, config: ProxyConfig) -> Rig {
         domain: DOMAIN.into(),
     };
     let now = Instant::now();
-    let proxy = Proxy::new(config, local, now, 1_700_000_000_000, 42);
+    let proxy = Proxy::new(config, local, now, 1_700_000_000_000, 42).with_cluster(cluster);
     Rig {
         engine: Engine::new(TimerConfig::default(), Some(registrar), Some(proxy)),
         calls: 0,
@@ -541,4 +566,109 @@ fn a_caller_has_at_most_max_calls_per_user_in_progress() {
         [100],
         "room again after a call ended"
     );
+}
+
+/// bob's binding held by node `node`, registered from `source` with contact `contact`.
+fn held_by(node: &str, contact: &str, source: &str, conn: u64) -> Binding {
+    Binding {
+        node: node.to_owned(),
+        ..binding(contact, source, conn, false)
+    }
+}
+
+#[test]
+fn a_phone_held_by_another_node_is_reached_through_it_over_a_signed_hop() {
+    let bob = held_by("b", "sip:bob@198.51.100.7:5060", "udp:198.51.100.7:5060", 0);
+    let mut r = cluster_rig(vec![bob], "a", &[("a", "192.0.2.1:5060"), ("b", "192.0.2.2:5060")]);
+    let out = r.call("bob");
+    assert!(to(&out, "198.51.100.7:5060").is_empty(), "not to the phone directly");
+    let hop = to(&out, "192.0.2.2:5060");
+    assert_eq!(methods(&hop), ["INVITE"]);
+    let invite = &hop[0];
+    assert_eq!(invite.request_uri_str(), Some("sip:bob@198.51.100.7:5060"));
+    assert!(invite.header("Record-Route").is_some(), "node A stays in the dialog");
+    let t = invite
+        .header(HOP_HEADER)
+        .and_then(|h| h.split("t=").nth(1))
+        .and_then(|t| t.split(';').next())
+        .and_then(|t| t.parse::<u64>().ok())
+        .expect("hop time");
+    let node_b = ClusterView::new("b", &CLUSTER_SECRET);
+    assert_eq!(
+        node_b.verify_hop(invite, t),
+        Some(Ok(Hop {
+            node: "a".into(),
+            aor: format!("bob@{DOMAIN}")
+        }))
+    );
+}
+
+#[test]
+fn when_the_holding_node_is_gone_udp_phones_are_tried_directly_and_tcp_ones_are_not() {
+    let udp = held_by("c", "sip:bob@198.51.100.7:5060", "udp:198.51.100.7:5060", 0);
+    let tcp = held_by(
+        "c",
+        "sip:bob@198.51.100.8:5060;transport=tcp",
+        "tcp:198.51.100.8:40000",
+        7,
+    );
+    let mut r = cluster_rig(vec![udp, tcp.clone()], "a", &[("a", "192.0.2.1:5060")]);
+    let out = r.call("bob");
+    assert_eq!(
+        methods(&to(&out, "198.51.100.7:5060")),
+        ["INVITE"],
+        "UDP: straight to the phone"
+    );
+    assert!(
+        to(&out, "198.51.100.8:40000").is_empty(),
+        "TCP: its connection died with node c"
+    );
+
+    let mut r = cluster_rig(vec![tcp], "a", &[("a", "192.0.2.1:5060")]);
+    let out = r.call("bob");
+    assert_eq!(distinct_codes(&to(&out, "192.0.2.10:5060")), [480]);
+}
+
+/// An INVITE from node A (192.0.2.1) for bob's contact, signed with `secret` at `unix`.
+fn hop_invite(secret: &[u8; 32], unix: u64) -> Message {
+    let raw = "INVITE sip:bob@198.51.100.7:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKhop1;rport\r\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKa2;received=192.0.2.10;rport=5060\r\n\
+         Record-Route: <sip:192.0.2.1:5060;transport=udp;lr>\r\n\
+         Max-Forwards: 69\r\nFrom: <sip:alice@example.com>;tag=alice1\r\nTo: <sip:bob@example.com>\r\n\
+         Call-ID: hop-1@192.0.2.10\r\nCSeq: 2 INVITE\r\nContact: <sip:alice@192.0.2.10:5060>\r\nContent-Length: 0\r\n\r\n";
+    let mut m = parse(raw);
+    ClusterView::new("a", secret).sign_hop(&mut m, &format!("bob@{DOMAIN}"), unix);
+    Message::parse(m.to_bytes()).expect("reparse")
+}
+
+#[test]
+fn the_holding_node_delivers_a_signed_hop_without_asking_for_credentials() {
+    let bob = held_by("b", "sip:bob@198.51.100.7:5060", "udp:198.51.100.7:5060", 0);
+    let mut r = cluster_rig(vec![bob], "b", &[("a", "192.0.2.1:5060"), ("b", "192.0.2.2:5060")]);
+    let node_a = peer("192.0.2.1:5060");
+    let out = r.deliver(hop_invite(&CLUSTER_SECRET, unix_now()), &node_a);
+    assert_eq!(distinct_codes(&to(&out, "192.0.2.1:5060")), [100], "no 407 for a hop");
+    let delivered = to(&out, "198.51.100.7:5060");
+    assert_eq!(methods(&delivered), ["INVITE"]);
+    assert!(
+        delivered[0].header(HOP_HEADER).is_none(),
+        "the hop header stays between nodes"
+    );
+    // The answer goes back to node A, and the call leaves no record here (A keeps it).
+    let out = r.deliver(answer(&delivered[0], 200), &peer("198.51.100.7:5060"));
+    assert_eq!(codes(&to(&out, "192.0.2.1:5060")), [200]);
+    assert!(r.engine.take_records().is_empty());
+
+    // Signed with another secret, or replayed later: refused.
+    let mut r = cluster_rig(
+        vec![held_by("b", "sip:bob@198.51.100.7:5060", "udp:198.51.100.7:5060", 0)],
+        "b",
+        &[("a", "192.0.2.1:5060")],
+    );
+    let out = r.deliver(hop_invite(&[6; 32], unix_now()), &node_a);
+    assert_eq!(distinct_codes(&to(&out, "192.0.2.1:5060")), [403]);
+    let out = r.deliver(hop_invite(&CLUSTER_SECRET, unix_now() - 3600), &node_a);
+    assert_eq!(distinct_codes(&to(&out, "192.0.2.1:5060")), [403]);
+    assert!(to(&out, "198.51.100.7:5060").is_empty());
 }

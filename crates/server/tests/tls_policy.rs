@@ -75,8 +75,9 @@ fn rig(bindings: Vec<Binding>) -> Rig {
         domain: DOMAIN.into(),
         intervals: Intervals::default(),
         auth: DigestAuth::new([7u8; 32], 300),
-        subscribers: SubscriberCache::new(store),
+        subscribers: SubscriberCache::new(std::sync::Arc::new(store) as server::Subscribers),
         auth_failures: 0,
+        node: String::new(),
         location: Location::from_bindings(bindings),
     };
     let local = LocalAddrs {

@@ -379,6 +379,24 @@ impl Message {
         });
     }
 
+    /// Removes every header named `name` (any name, compared case-insensitively); returns how
+    /// many.
+    pub fn remove_other(&mut self, name: &str) -> usize {
+        let before = self.headers.len();
+        let keep: Vec<bool> = self
+            .headers
+            .iter()
+            .map(|h| !self.text(&h.name_text).eq_ignore_ascii_case(name))
+            .collect();
+        let mut keep = keep.into_iter();
+        self.headers.retain(|_| keep.next().unwrap_or(true));
+        let removed = before - self.headers.len();
+        if removed > 0 {
+            self.pristine = None;
+        }
+        removed
+    }
+
     /// Inserts a header above every other header of that name (a new top Via or Record-Route).
     pub fn prepend_header(&mut self, name: HeaderName, value: &str) {
         self.pristine = None;

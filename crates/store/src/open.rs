@@ -43,7 +43,10 @@ pub enum Backend {
     Sqlite(PathBuf),
     Postgres(String),
     /// The URL without its `prefix` parameter, and the prefix.
-    Redis { url: String, prefix: String },
+    Redis {
+        url: String,
+        prefix: String,
+    },
 }
 
 impl Backend {
@@ -127,7 +130,11 @@ pub fn open_subscribers(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Su
     match Backend::parse(url, data_dir)? {
         Backend::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path)?)),
         Backend::Postgres(url) => Ok(Arc::new(crate::postgres::PgStore::connect(&url)?)),
-        Backend::Redis { .. } => Err(unsupported("subscribers", url.unwrap_or_default(), "sqlite:// or postgres://")),
+        Backend::Redis { .. } => Err(unsupported(
+            "subscribers",
+            url.unwrap_or_default(),
+            "sqlite:// or postgres://",
+        )),
     }
 }
 
@@ -136,23 +143,30 @@ pub fn open_records(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Record
     match Backend::parse(url, data_dir)? {
         Backend::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path)?)),
         Backend::Postgres(url) => Ok(Arc::new(crate::postgres::PgStore::connect(&url)?)),
-        Backend::Redis { .. } => Err(unsupported("call records", url.unwrap_or_default(), "sqlite:// or postgres://")),
+        Backend::Redis { .. } => Err(unsupported(
+            "call records",
+            url.unwrap_or_default(),
+            "sqlite:// or postgres://",
+        )),
     }
 }
 
+/// A location store, and the cluster state that comes with a shared one.
+pub type LocationBackend = (Arc<dyn LocationStore>, Option<Arc<dyn Cluster>>);
+
 /// Opens the location store `url` names, with the cluster state when it is shared.
-pub fn open_locations(
-    url: Option<&str>,
-    data_dir: &Path,
-    node_id: &str,
-) -> Result<(Arc<dyn LocationStore>, Option<Arc<dyn Cluster>>), StoreError> {
+pub fn open_locations(url: Option<&str>, data_dir: &Path, node_id: &str) -> Result<LocationBackend, StoreError> {
     match Backend::parse(url, data_dir)? {
         Backend::Sqlite(path) => Ok((Arc::new(SqliteStore::open(&path)?), None)),
         Backend::Redis { url, prefix } => {
             let redis = Arc::new(crate::redis::RedisLocations::connect(&url, &prefix, node_id)?);
             Ok((redis.clone(), Some(redis)))
         }
-        Backend::Postgres(_) => Err(unsupported("locations", url.unwrap_or_default(), "sqlite:// or redis://")),
+        Backend::Postgres(_) => Err(unsupported(
+            "locations",
+            url.unwrap_or_default(),
+            "sqlite:// or redis://",
+        )),
     }
 }
 
@@ -176,7 +190,10 @@ mod tests {
     #[test]
     fn parses_urls() {
         let dir = Path::new("/var/lib/sb");
-        assert_eq!(Backend::parse(None, dir).ok(), Some(Backend::Sqlite(dir.join("switchboard.db"))));
+        assert_eq!(
+            Backend::parse(None, dir).ok(),
+            Some(Backend::Sqlite(dir.join("switchboard.db")))
+        );
         assert_eq!(
             Backend::parse(Some("sqlite:///tmp/x.db"), dir).ok(),
             Some(Backend::Sqlite("/tmp/x.db".into()))
@@ -195,9 +212,17 @@ mod tests {
                 prefix: "a:".into()
             })
         );
-        assert!(matches!(Backend::parse(Some("postgresql://u@h/db"), dir), Ok(Backend::Postgres(_))));
-        let err = Backend::parse(Some("mysql://u:secret@h/db"), dir).err().map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("mysql://u:***@h/db: unknown store (expected sqlite://, postgres:// or redis://)"));
+        assert!(matches!(
+            Backend::parse(Some("postgresql://u@h/db"), dir),
+            Ok(Backend::Postgres(_))
+        ));
+        let err = Backend::parse(Some("mysql://u:secret@h/db"), dir)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("mysql://u:***@h/db: unknown store (expected sqlite://, postgres:// or redis://)")
+        );
     }
 
     #[test]

@@ -1,58 +1,524 @@
-//! Redis backend for location bindings and the cluster state (multi-node issue): to be written.
+//! Redis backend for location bindings and the cluster state the nodes share ([`Cluster`]), on
+//! the synchronous `redis` client (no async runtime in the store).
+//!
+//! ## Keys (every one starts with the prefix, `switchboard:` unless the URL says `prefix=`)
+//!
+//! - `{prefix}loc:{aor}`: the AOR's whole binding set, a JSON array of objects (`contact`,
+//!   `expires_at`, `q`, `call_id`, `cseq`, `source`, `conn`, `user_agent`, `behind_nat`, `node`;
+//!   the AOR is the key), written with `SET … EXAT <latest expires_at>`, so Redis deletes the key
+//!   once its last binding has expired. Readers drop the bindings of a set whose own `expires_at`
+//!   has passed; `purge_expired` has nothing to do. An empty set, or one whose every binding has
+//!   already expired, is a `DEL`. Expiry times are Unix seconds compared with Redis's clock and
+//!   each node's: keep the clocks synchronised (NTP).
+//! - `{prefix}loc-changes`: pub/sub channel; every write publishes, in the same `MULTI`/`EXEC` as
+//!   the write, one message per AOR: `{"node": <writer's node id>, "aor": <aor>}`.
+//! - `{prefix}node:{id}`: a node's announcement, JSON `{"id", "sip"}`, with a `PX` time-to-live.
+//! - `{prefix}secret`: the shared secret, 64 hex digits, set once (`SET NX`: the first node wins).
+//!
+//! ## Connections
+//!
+//! One client; the calls of [`RedisLocations`] share one connection (under a lock), each batch
+//! writer and each `watch` has its own. Every connection has 2 s connect, read and write
+//! timeouts and TCP keepalive, so a dead Redis makes a call fail instead of hanging it; a
+//! connection that failed is dropped and the next call opens a new one (a call that finds its
+//! idle connection closed, e.g. by Redis's `timeout` or a restart, retries once on a new one:
+//! every call here can be repeated, a repeated write at worst publishing its change twice).
+//!
+//! ## Durability
+//!
+//! Redis acknowledges a write once it is in memory: "the 200 is sent only once the binding is
+//! durable" holds only as far as the server's persistence is configured. For no acknowledged
+//! binding lost to a crash of Redis, run it with `appendonly yes` and `appendfsync always`
+//! (an fsync per `EXEC`, which group commit shares between the REGISTERs of a batch);
+//! `appendfsync everysec` loses up to about a second of registrations; RDB snapshots alone lose
+//! everything since the last snapshot. (`WAITAOF`, which would let a client wait for the fsync,
+//! needs Redis 7.2.) A replica promoted by failover may miss the last writes of its master.
+//!
+//! ## Not supported
+//!
+//! Redis Cluster: the key scans (`SCAN` is per shard), the multi-key `MGET` and the transaction
+//! across several AORs would need per-slot routing that the synchronous cluster client does not
+//! do for us; use a single primary (with replicas). Sentinel: the client supports it, but the
+//! store URLs have no syntax for a set of sentinels and a master name, so it is left out; point
+//! the URL at the primary (or at a proxy that follows failovers). TLS (`rediss://`) is refused
+//! with an error: the `redis` crate's `tls-rustls` feature needs rustls with a crypto provider
+//! chosen, and without one in this crate's dependencies it panics on connect.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::io::tcp::{TcpSettings, socket2::TcpKeepalive};
+use redis::{Client, Connection, IntoConnectionInfo, RedisError, RedisResult};
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::{Cluster, LocationChange, NodeInfo};
+use crate::location::{BatchWriter, Binding, LocationStore};
+use crate::open::redact;
 use crate::subscribers::StoreError;
 
-pub struct RedisLocations {}
+/// Connect, read and write timeout of every connection.
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// How long `watch` waits for a message before it looks at `stop` again.
+const WATCH_POLL: Duration = Duration::from_millis(400);
+/// Keys asked per `SCAN` step (and so, about, per `MGET`).
+const SCAN_COUNT: usize = 1000;
+
+/// The location store and cluster state on one Redis server.
+pub struct RedisLocations {
+    link: Mutex<Link>,
+    names: Names,
+}
+
+/// What every connection needs to know: where, and the key names.
+#[derive(Clone)]
+struct Names {
+    client: Client,
+    /// The URL with its password hidden, for messages.
+    url: String,
+    prefix: String,
+    node: String,
+}
+
+impl Names {
+    fn loc_key(&self, aor: &str) -> String {
+        format!("{}loc:{aor}", self.prefix)
+    }
+    fn node_key(&self, id: &str) -> String {
+        format!("{}node:{id}", self.prefix)
+    }
+    fn secret_key(&self) -> String {
+        format!("{}secret", self.prefix)
+    }
+    fn channel(&self) -> String {
+        format!("{}loc-changes", self.prefix)
+    }
+    /// A `SCAN MATCH` pattern for the keys that start with `{prefix}{what}`.
+    fn pattern(&self, what: &str) -> String {
+        let mut p = String::with_capacity(self.prefix.len() + what.len() + 2);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                p.push('\\');
+            }
+            p.push(c);
+        }
+        p.push_str(what);
+        p.push('*');
+        p
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Backend(format!("redis {}: {e}", self.url))
+    }
+
+    /// A new connection with the timeouts set.
+    fn open(&self) -> Result<Connection, StoreError> {
+        let conn = self
+            .client
+            .get_connection_with_timeout(TIMEOUT)
+            .map_err(|e| self.error(e))?;
+        conn.set_read_timeout(Some(TIMEOUT)).map_err(|e| self.error(e))?;
+        conn.set_write_timeout(Some(TIMEOUT)).map_err(|e| self.error(e))?;
+        Ok(conn)
+    }
+}
+
+/// A connection opened on demand and dropped after an error.
+struct Link {
+    names: Names,
+    conn: Option<Connection>,
+}
+
+impl Link {
+    fn new(names: Names) -> Link {
+        Link { names, conn: None }
+    }
+
+    /// Runs `f` on the connection, opening it first if needed. When a connection that was
+    /// already open fails on I/O (closed while idle), `f` runs once more on a new one; `f` must
+    /// therefore be safe to repeat.
+    fn run<T>(&mut self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T, StoreError> {
+        let reused = self.conn.is_some();
+        let mut conn = match self.conn.take() {
+            Some(c) => c,
+            None => self.names.open()?,
+        };
+        match f(&mut conn) {
+            Ok(v) => {
+                self.conn = Some(conn);
+                Ok(v)
+            }
+            Err(e) if reused && e.is_connection_dropped() && !e.is_timeout() => {
+                drop(conn);
+                let mut conn = self.names.open()?;
+                let v = f(&mut conn).map_err(|e| self.names.error(e))?;
+                self.conn = Some(conn);
+                Ok(v)
+            }
+            Err(e) => Err(self.names.error(e)),
+        }
+    }
+}
+
+/// A binding as stored in the JSON array of its AOR's key.
+#[derive(Serialize, Deserialize)]
+struct Stored<'a> {
+    contact: Cow<'a, str>,
+    expires_at: u64,
+    q: u16,
+    call_id: Cow<'a, str>,
+    cseq: u32,
+    source: Cow<'a, str>,
+    conn: u64,
+    #[serde(default)]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(default)]
+    behind_nat: bool,
+    #[serde(default)]
+    node: Cow<'a, str>,
+}
+
+impl<'a> Stored<'a> {
+    fn of(b: &'a Binding) -> Stored<'a> {
+        Stored {
+            contact: Cow::Borrowed(&b.contact),
+            expires_at: b.expires_at,
+            q: b.q,
+            call_id: Cow::Borrowed(&b.call_id),
+            cseq: b.cseq,
+            source: Cow::Borrowed(&b.source),
+            conn: b.conn,
+            user_agent: b.user_agent.as_deref().map(Cow::Borrowed),
+            behind_nat: b.behind_nat,
+            node: Cow::Borrowed(&b.node),
+        }
+    }
+
+    fn into_binding(self, aor: &str) -> Binding {
+        Binding {
+            aor: aor.to_owned(),
+            contact: self.contact.into_owned(),
+            expires_at: self.expires_at,
+            q: self.q,
+            call_id: self.call_id.into_owned(),
+            cseq: self.cseq,
+            source: self.source.into_owned(),
+            conn: self.conn,
+            user_agent: self.user_agent.map(Cow::into_owned),
+            behind_nat: self.behind_nat,
+            node: self.node.into_owned(),
+        }
+    }
+}
+
+/// A node's announcement.
+#[derive(Serialize, Deserialize)]
+struct StoredNode<'a> {
+    id: Cow<'a, str>,
+    sip: Cow<'a, str>,
+}
+
+/// A message on the change channel.
+#[derive(Serialize, Deserialize)]
+struct Change<'a> {
+    node: Cow<'a, str>,
+    aor: Cow<'a, str>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The bindings of one AOR's stored set that have not expired at `now`; a value that is not a
+/// binding set is reported and skipped.
+fn parse_set(aor: &str, json: &str, now: u64, out: &mut Vec<Binding>) {
+    match serde_json::from_str::<Vec<Stored<'_>>>(json) {
+        Ok(set) => out.extend(
+            set.into_iter()
+                .filter(|b| b.expires_at > now)
+                .map(|b| b.into_binding(aor)),
+        ),
+        Err(e) => tracing::warn!(aor, error = %e, "redis: skipping a location key that is not a binding set"),
+    }
+}
+
+/// Sorts bindings as the embedded store returns them: by AOR, best q first, then contact.
+fn sort_bindings(bindings: &mut [Binding]) {
+    bindings.sort_by(|a, b| {
+        (a.aor.as_str(), std::cmp::Reverse(a.q), a.contact.as_str()).cmp(&(
+            b.aor.as_str(),
+            std::cmp::Reverse(b.q),
+            b.contact.as_str(),
+        ))
+    });
+}
+
+/// The transaction that writes `batch` (a later entry for the same AOR wins) and publishes one
+/// change per AOR.
+fn write_pipeline(names: &Names, batch: &[(&str, &[Binding])], now: u64) -> Result<redis::Pipeline, StoreError> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    let mut written: HashSet<&str> = HashSet::with_capacity(batch.len());
+    let mut aors = Vec::with_capacity(batch.len());
+    for &(aor, bindings) in batch.iter().rev() {
+        if !written.insert(aor) {
+            continue;
+        }
+        aors.push(aor);
+        // One binding per contact, the last one given (the embedded store's primary key).
+        let mut contacts = HashSet::with_capacity(bindings.len());
+        let mut set: Vec<Stored<'_>> = bindings
+            .iter()
+            .rev()
+            .filter(|b| contacts.insert(b.contact.as_str()))
+            .map(Stored::of)
+            .collect();
+        set.reverse();
+        let key = names.loc_key(aor);
+        match set.iter().map(|b| b.expires_at).max() {
+            Some(latest) if latest > now => {
+                let json = serde_json::to_string(&set).map_err(|e| names.error(e))?;
+                pipe.cmd("SET").arg(&key).arg(json).arg("EXAT").arg(latest).ignore();
+            }
+            _ => {
+                pipe.cmd("DEL").arg(&key).ignore();
+            }
+        }
+    }
+    let channel = names.channel();
+    for aor in aors.into_iter().rev() {
+        let change = Change {
+            node: Cow::Borrowed(&names.node),
+            aor: Cow::Borrowed(aor),
+        };
+        let json = serde_json::to_string(&change).map_err(|e| names.error(e))?;
+        pipe.cmd("PUBLISH").arg(&channel).arg(json).ignore();
+    }
+    Ok(pipe)
+}
+
+fn write(link: &mut Link, batch: &[(&str, &[Binding])]) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let pipe = write_pipeline(&link.names, batch, unix_now())?;
+    link.run(|c| pipe.exec(c))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim().as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (i, pair) in s.chunks(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
 
 impl RedisLocations {
-    /// Connects to `url` (`redis://host:port/db`); every key starts with `prefix`; changes are
-    /// published as written by `node_id`.
+    /// Connects to `url` (`redis://[user:password@]host:port/db`, `redis+unix:///path`) and
+    /// checks that the server answers; every key starts with `prefix`; changes are published as
+    /// written by `node_id`.
     pub fn connect(url: &str, prefix: &str, node_id: &str) -> Result<RedisLocations, StoreError> {
-        let _ = (url, prefix, node_id);
-        Err(StoreError::Backend("the Redis backend is not built yet".into()))
+        let shown = redact(url);
+        let info = url
+            .into_connection_info()
+            .map_err(|e| StoreError::Invalid(format!("{shown}: {e}")))?;
+        let tcp = TcpSettings::default()
+            .set_nodelay(true)
+            .set_keepalive(
+                TcpKeepalive::new()
+                    .with_time(Duration::from_secs(5))
+                    .with_interval(Duration::from_secs(2))
+                    .with_retries(3),
+            )
+            .set_user_timeout(Duration::from_secs(10));
+        let client =
+            Client::open(info.set_tcp_settings(tcp)).map_err(|e| StoreError::Invalid(format!("{shown}: {e}")))?;
+        let names = Names {
+            client,
+            url: shown,
+            prefix: prefix.to_owned(),
+            node: node_id.to_owned(),
+        };
+        let mut link = Link::new(names.clone());
+        link.run(|c| redis::cmd("PING").query::<String>(c))?;
+        Ok(RedisLocations {
+            link: Mutex::new(link),
+            names,
+        })
+    }
+
+    fn with<T>(&self, f: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T, StoreError> {
+        self.link.lock().unwrap_or_else(PoisonError::into_inner).run(f)
+    }
+
+    /// Every key that starts with `{prefix}{what}` and its value (keys gone between the scan
+    /// and the read are left out), one `SCAN` step and one `MGET` at a time.
+    fn scan(&self, what: &str, mut each: impl FnMut(&str, &str)) -> Result<(), StoreError> {
+        let pattern = self.names.pattern(what);
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys, values) = self.with(|c| {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .cursor_arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query(c)?;
+                // SCAN may return a key more than once.
+                let keys: Vec<String> = keys.into_iter().filter(|k| !seen.contains(k)).collect();
+                let values: Vec<Option<String>> = if keys.is_empty() {
+                    Vec::new()
+                } else {
+                    redis::cmd("MGET").arg(&keys).query(c)?
+                };
+                Ok((next, keys, values))
+            })?;
+            for (key, value) in keys.into_iter().zip(values) {
+                let name = key
+                    .strip_prefix(self.names.prefix.as_str())
+                    .and_then(|k| k.strip_prefix(what));
+                if let (Some(name), Some(value)) = (name, value) {
+                    each(name, &value);
+                }
+                seen.insert(key);
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
     }
 }
 
-fn unbuilt<T>() -> Result<T, StoreError> {
-    Err(StoreError::Backend("the Redis backend is not built yet".into()))
+impl LocationStore for RedisLocations {
+    fn replace(&self, aor: &str, bindings: &[Binding]) -> Result<(), StoreError> {
+        write(
+            &mut self.link.lock().unwrap_or_else(PoisonError::into_inner),
+            &[(aor, bindings)],
+        )
+    }
+
+    fn load(&self, now: u64) -> Result<Vec<Binding>, StoreError> {
+        let mut out = Vec::new();
+        self.scan("loc:", |aor, json| parse_set(aor, json, now, &mut out))?;
+        sort_bindings(&mut out);
+        Ok(out)
+    }
+
+    /// Redis deletes a binding set once its latest binding has expired; the readers skip the
+    /// expired bindings of a live set.
+    fn purge_expired(&self, _now: u64) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+
+    fn batch_writer(&self) -> Result<Box<dyn BatchWriter>, StoreError> {
+        let mut link = Link::new(self.names.clone());
+        link.run(|c| redis::cmd("PING").query::<String>(c))?;
+        Ok(Box::new(RedisBatchWriter { link }))
+    }
 }
 
-impl crate::LocationStore for RedisLocations {
-    fn replace(&self, _: &str, _: &[crate::Binding]) -> Result<(), StoreError> {
-        unbuilt()
-    }
-    fn load(&self, _: u64) -> Result<Vec<crate::Binding>, StoreError> {
-        unbuilt()
-    }
-    fn purge_expired(&self, _: u64) -> Result<usize, StoreError> {
-        unbuilt()
-    }
-    fn batch_writer(&self) -> Result<Box<dyn crate::BatchWriter>, StoreError> {
-        unbuilt()
+/// Writes batches of AOR binding sets in one `MULTI`/`EXEC` on its own connection.
+struct RedisBatchWriter {
+    link: Link,
+}
+
+impl BatchWriter for RedisBatchWriter {
+    fn write_batch(&mut self, batch: &[(String, Vec<Binding>)]) -> Result<(), StoreError> {
+        let batch: Vec<(&str, &[Binding])> = batch.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();
+        write(&mut self.link, &batch)
     }
 }
 
-impl crate::Cluster for RedisLocations {
-    fn announce(&self, _: &crate::NodeInfo, _: std::time::Duration) -> Result<(), StoreError> {
-        unbuilt()
+impl Cluster for RedisLocations {
+    fn announce(&self, node: &NodeInfo, ttl: Duration) -> Result<(), StoreError> {
+        let json = serde_json::to_string(&StoredNode {
+            id: Cow::Borrowed(&node.id),
+            sip: Cow::Borrowed(&node.sip),
+        })
+        .map_err(|e| self.names.error(e))?;
+        let key = self.names.node_key(&node.id);
+        let ms = ttl.as_millis().clamp(1, u64::MAX as u128) as u64;
+        self.with(|c| redis::cmd("SET").arg(&key).arg(&json).arg("PX").arg(ms).exec(c))
     }
-    fn withdraw(&self, _: &str) -> Result<(), StoreError> {
-        unbuilt()
+
+    fn withdraw(&self, id: &str) -> Result<(), StoreError> {
+        let key = self.names.node_key(id);
+        self.with(|c| redis::cmd("DEL").arg(&key).exec(c))
     }
-    fn nodes(&self) -> Result<Vec<crate::NodeInfo>, StoreError> {
-        unbuilt()
+
+    fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
+        let mut nodes = Vec::new();
+        self.scan("node:", |id, json| match serde_json::from_str::<StoredNode<'_>>(json) {
+            Ok(n) => nodes.push(NodeInfo {
+                id: n.id.into_owned(),
+                sip: n.sip.into_owned(),
+            }),
+            Err(e) => tracing::warn!(id, error = %e, "redis: skipping a node key that is not an announcement"),
+        })?;
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(nodes)
     }
-    fn shared_secret(&self, _: &[u8; 32]) -> Result<[u8; 32], StoreError> {
-        unbuilt()
+
+    fn shared_secret(&self, candidate: &[u8; 32]) -> Result<[u8; 32], StoreError> {
+        let key = self.names.secret_key();
+        let mine = hex(candidate);
+        let kept: Option<String> = self.with(|c| {
+            redis::cmd("SET").arg(&key).arg(&mine).arg("NX").exec(c)?;
+            redis::cmd("GET").arg(&key).query(c)
+        })?;
+        let kept = kept.ok_or_else(|| self.names.error(format!("{key} vanished after it was set")))?;
+        unhex32(&kept).ok_or_else(|| self.names.error(format!("{key} is not 64 hex digits")))
     }
-    fn bindings_of(&self, _: &str, _: u64) -> Result<Vec<crate::Binding>, StoreError> {
-        unbuilt()
+
+    fn bindings_of(&self, aor: &str, now: u64) -> Result<Vec<Binding>, StoreError> {
+        let key = self.names.loc_key(aor);
+        let json: Option<String> = self.with(|c| redis::cmd("GET").arg(&key).query(c))?;
+        let mut out = Vec::new();
+        if let Some(json) = json {
+            parse_set(aor, &json, now, &mut out);
+        }
+        sort_bindings(&mut out);
+        Ok(out)
     }
-    fn watch(
-        &self,
-        _: &std::sync::atomic::AtomicBool,
-        _: &mut dyn FnMut(crate::LocationChange),
-    ) -> Result<(), StoreError> {
-        unbuilt()
+
+    fn watch(&self, stop: &AtomicBool, on_change: &mut dyn FnMut(LocationChange)) -> Result<(), StoreError> {
+        let names = &self.names;
+        let mut conn = names.open()?;
+        let mut pubsub = conn.as_pubsub();
+        pubsub.subscribe(names.channel()).map_err(|e| names.error(e))?;
+        pubsub.set_read_timeout(Some(WATCH_POLL)).map_err(|e| names.error(e))?;
+        while !stop.load(Ordering::Relaxed) {
+            let msg = match pubsub.get_message() {
+                Ok(msg) => msg,
+                Err(e) if e.is_timeout() => continue,
+                Err(e) => return Err(watch_error(names, e)),
+            };
+            match serde_json::from_slice::<Change<'_>>(msg.get_payload_bytes()) {
+                Ok(c) => on_change(LocationChange {
+                    node: c.node.into_owned(),
+                    aor: c.aor.into_owned(),
+                }),
+                Err(e) => tracing::warn!(error = %e, "redis: skipping a location change that is not one"),
+            }
+        }
+        Ok(())
     }
+}
+
+fn watch_error(names: &Names, e: RedisError) -> StoreError {
+    names.error(format_args!("watching {}: {e}", names.channel()))
 }

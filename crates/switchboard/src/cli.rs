@@ -110,6 +110,19 @@ pub fn parse_cert_name(s: &str) -> Result<String, String> {
     }
 }
 
+/// A node id: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn parse_node_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("expected 1 to 64 letters, digits, '-', '_' or '.'".into())
+    }
+}
+
 /// Where subscribers are stored; shared by `serve` and `user`.
 #[derive(Debug, Args, Clone)]
 pub struct StoreArgs {
@@ -207,6 +220,9 @@ pub struct ServeArgs {
     /// Where call records go (default: sqlite in --data-dir; postgres://...).
     #[arg(long, value_name = "URL")]
     pub store_records: Option<String>,
+    /// This node's name among the nodes sharing a location store (default: HOST-PORT).
+    #[arg(long, value_name = "NAME", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
     /// Close TCP/TLS connections idle for this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 3660, value_parser = clap::value_parser!(u64).range(limits::TCP_IDLE_TIMEOUT))]
     pub tcp_idle_timeout: u64,

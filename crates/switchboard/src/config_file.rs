@@ -57,6 +57,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("store_subscribers", "store.subscribers"),
     ("store_locations", "store.locations"),
     ("store_records", "store.records"),
+    ("node_id", "store.node_id"),
     ("ban_after_ip_failures", "guard.ban_after_ip_failures"),
     ("ban_after_user_failures", "guard.ban_after_user_failures"),
     ("ban_window", "guard.ban_window"),
@@ -227,6 +228,7 @@ struct StoreSection {
     subscribers: Option<String>,
     locations: Option<String>,
     records: Option<String>,
+    node_id: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -591,6 +593,11 @@ impl ConfigFile {
         ] {
             m.put(setting, key, non_empty_text(key, value)?.map(Some));
         }
+        m.put(
+            &mut args.node_id,
+            "store.node_id",
+            parsed("store.node_id", store.node_id, cli::parse_node_id)?.map(Some),
+        );
 
         for (key, value, setting) in [
             (
@@ -713,6 +720,12 @@ pub fn serve_options(args: &ServeArgs) -> Result<ServeOptions, ConfigError> {
             max_connections_per_source: args.max_connections_per_source as usize,
             max_message_size: args.max_message_size as usize,
             data_dir: Some(args.store.data_dir.clone()),
+            stores: store::StoreUrls {
+                subscribers: args.store.store_subscribers.clone(),
+                locations: args.store_locations.clone(),
+                records: args.store_records.clone(),
+            },
+            node_id: args.node_id.clone().unwrap_or_default(),
             registration: server::registrar::Intervals {
                 min: as_u32(min),
                 max: as_u32(max),

@@ -23,11 +23,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Exit status of a refused start: bad flags or config, or an option not implemented yet.
 const USAGE_ERROR: u8 = 2;
 
-fn not_implemented(what: &str, issue: &str) -> ExitCode {
-    eprintln!("switchboard: '{what}' is not implemented yet (tracked in {issue})");
-    ExitCode::from(USAGE_ERROR)
-}
-
 fn main() -> ExitCode {
     // The matches are kept: they tell a flag given on the command line from its default.
     let matches = Cli::command().get_matches();
@@ -51,23 +46,6 @@ fn serve(args: ServeArgs, matches: &ArgMatches) -> ExitCode {
             return ExitCode::from(USAGE_ERROR);
         }
     };
-    for (given, what, issue) in [
-        (
-            args.store.store_subscribers.is_some(),
-            "--store-subscribers (store.subscribers)",
-            "#5/#9 (the registrar reads it)",
-        ),
-        (
-            args.store_locations.is_some(),
-            "--store-locations (store.locations)",
-            "#5/#9",
-        ),
-        (args.store_records.is_some(), "--store-records (store.records)", "#6/#9"),
-    ] {
-        if given {
-            return not_implemented(&format!("serve {what}"), &format!("issue {issue}"));
-        }
-    }
     match config_file::serve_options(&args) {
         Ok(options) => serve::run(options),
         Err(e) => {

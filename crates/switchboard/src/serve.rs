@@ -117,6 +117,7 @@ async fn serve(opts: ServeOptions, http_listener: tokio::net::TcpListener) -> st
     let http_addr = http_listener.local_addr()?;
     let domain = opts.server.domain.clone();
     let data_dir = opts.server.data_dir.clone();
+    let subscribers_url = opts.server.stores.subscribers.clone();
     let settings = admin::AdminSettings {
         token: opts.http.token.clone(),
     };
@@ -141,6 +142,7 @@ async fn serve(opts: ServeOptions, http_listener: tokio::net::TcpListener) -> st
             let _ = writeln!(out, "console: http://{http_addr}/");
             let _ = out.flush();
         }
+        let stores = control.stores();
         http_task = Some(tokio::spawn(async move {
             let stopped = async {
                 let _ = http_stopped.await;
@@ -149,8 +151,11 @@ async fn serve(opts: ServeOptions, http_listener: tokio::net::TcpListener) -> st
                 tracing::error!(error = %e, "the admin HTTP server stopped");
             }
         }));
-        if let Some(dir) = data_dir {
-            tokio::task::spawn_blocking(move || first_user_hint(&dir, &domain));
+        if let (Some(dir), Some(stores)) = (data_dir, stores) {
+            let subscribers_url = subscribers_url.clone();
+            tokio::task::spawn_blocking(move || {
+                first_user_hint(&*stores.subscribers, &dir, subscribers_url.as_deref(), &domain)
+            });
         }
     })
     .await;
@@ -164,20 +169,19 @@ async fn serve(opts: ServeOptions, http_listener: tokio::net::TcpListener) -> st
 }
 
 /// Tells how to add a first user when the domain has none.
-fn first_user_hint(dir: &std::path::Path, domain: &str) {
-    use store::SubscriberStore;
-    let Ok(store) = store::SqliteStore::open_in(dir) else {
-        return;
-    };
+fn first_user_hint(store: &dyn store::SubscriberStore, dir: &std::path::Path, url: Option<&str>, domain: &str) {
     if store
         .list(Some(&domain.to_ascii_lowercase()))
         .is_ok_and(|users| users.is_empty())
     {
         let mut out = std::io::stdout().lock();
+        let place = match url {
+            Some(url) => format!("--store-subscribers {}", store::redact(url)),
+            None => format!("--data-dir {}", dir.display()),
+        };
         let _ = writeln!(
             out,
-            "no users yet: add one with  switchboard user add 1000 --password SECRET --data-dir {} --domain {domain}",
-            dir.display()
+            "no users yet: add one with  switchboard user add 1000 --password SECRET {place} --domain {domain}"
         );
         let _ = out.flush();
     }

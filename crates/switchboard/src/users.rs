@@ -10,21 +10,13 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use store::{Put, SqliteStore, StoreError, Subscriber, SubscriberStore};
+use store::{Put, StoreError, Subscriber, SubscriberStore};
 
 use crate::cli::{StoreArgs, UserCommand};
 
-/// Opens the subscriber store the flags name.
-pub fn open(args: &StoreArgs) -> Result<SqliteStore, String> {
-    match args.store_subscribers.as_deref() {
-        None => SqliteStore::open_in(&args.data_dir).map_err(|e| e.to_string()),
-        Some(url) => match url.strip_prefix("sqlite://") {
-            Some(path) => SqliteStore::open(std::path::Path::new(path)).map_err(|e| e.to_string()),
-            None => Err(format!(
-                "--store-subscribers {url}: only sqlite:// is implemented yet (issue #9)"
-            )),
-        },
-    }
+/// Opens the subscriber store the flags name (the embedded one, or `--store-subscribers`).
+pub fn open(args: &StoreArgs) -> Result<std::sync::Arc<dyn SubscriberStore>, StoreError> {
+    store::open_subscribers(args.store_subscribers.as_deref(), &args.data_dir)
 }
 
 fn domain(args: &StoreArgs) -> String {
@@ -43,7 +35,8 @@ pub fn run(cmd: UserCommand) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("switchboard: {what}: {e}");
-            return if e.contains("issue #9") {
+            // A URL that names no usable store is a usage error; an unreachable one is not.
+            return if matches!(e, StoreError::Invalid(_)) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
@@ -399,7 +392,7 @@ mod tests {
     #[test]
     fn import_adds_updates_and_skips_bad_rows() {
         let dir = temp_dir("import");
-        let store = SqliteStore::open_in(&dir).expect("store");
+        let store = store::SqliteStore::open_in(&dir).expect("store");
         store
             .add(&Subscriber::new("1001", "example.com", "old").expect("valid"))
             .expect("add");

@@ -158,16 +158,29 @@ fn allowed_networks_are_set_listed_and_cleared() {
 }
 
 #[test]
-fn shared_stores_are_not_there_yet() {
+fn bad_or_unreachable_store_urls_are_reported_without_their_password() {
     let dir = support::TempDir::new("pg");
-    let out = Command::new(support::bin())
-        .args(["user", "list", "--store-subscribers", "postgres://localhost/x"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("issue #9"));
+    let run = |url: &str| {
+        Command::new(support::bin())
+            .args(["user", "list", "--store-subscribers", url])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .expect("run")
+    };
+    let out = run("mysql://admin:hunter2@localhost/x");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown store") && !err.contains("hunter2"), "{err}");
+    let out = run("redis://127.0.0.1:6379/");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a store for subscribers"), "{err}");
+    // Port 1 on loopback: nothing listens there.
+    let out = run("postgres://admin:hunter2@127.0.0.1:1/x");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("127.0.0.1:1") && !err.contains("hunter2"), "{err}");
 }
 
 #[test]

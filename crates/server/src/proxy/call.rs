@@ -67,6 +67,9 @@ pub struct Call {
     pub media: super::media::CallMedia,
     /// The INVITE carried an offer (otherwise the 2xx carries it and the ACK the answer).
     pub invite_had_sdp: bool,
+    /// The node this call came from over an internal hop (see `crate::cluster`): it anchors
+    /// the media and writes the record.
+    pub hop_from: Option<String>,
 }
 
 /// What it takes to send a BYE to each side of a dialog (RFC 3261 §12.2.1.1).

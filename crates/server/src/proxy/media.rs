@@ -131,6 +131,8 @@ pub struct CallMedia {
     offer: Option<(Leg, Sdp)>,
     /// SRTP state per m-line.
     srtp: Vec<StreamSrtp>,
+    /// Another node anchors this call's media: SDP passes through untouched.
+    pub passthrough: bool,
 }
 
 /// The SRTP keys of one stream, per leg (A, B).

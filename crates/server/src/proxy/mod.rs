@@ -41,6 +41,7 @@ use store::{CallRecord, Disposition, SubscriberStore};
 use tracing::debug;
 
 use crate::auth::AuthOutcome;
+use crate::cluster::{ClusterView, Hop};
 use crate::registrar::{Registrar, is_secure};
 pub use call::{Call, Phase};
 pub use route::LocalAddrs;
@@ -107,6 +108,20 @@ pub struct Proxy {
     policy: sdp::CodecPolicy,
     /// Calls in progress per caller, for `max_calls_per_user`.
     calls_by_caller: HashMap<String, u32>,
+    /// The other nodes of the platform, when there are any (see `crate::cluster`).
+    cluster: Option<ClusterView>,
+}
+
+/// Where one branch of a request goes.
+#[derive(Debug, Clone)]
+struct Target {
+    /// The registered contact: the Request-URI of the branch.
+    contact: String,
+    to: Peer,
+    /// `to` is the node that holds the phone's flow: the branch is an internal hop.
+    hop: bool,
+    /// The phone registered over TLS (a hop itself is UDP between nodes).
+    secure: bool,
 }
 
 /// The user part of a SIP URI's user, lower-case host.
@@ -130,6 +145,7 @@ impl Proxy {
             branch_salt: salt,
             branch_seq: 0,
             calls_by_caller: HashMap::new(),
+            cluster: None,
             wall_anchor: (now, wall_ms),
             media: None,
             policy: sdp::CodecPolicy::default(),
@@ -137,6 +153,44 @@ impl Proxy {
     }
 
     /// Anchors the media of every call in `relay`, with offers filtered by `policy`.
+    /// Routes to phones held by other nodes through them (see `crate::cluster`).
+    pub fn with_cluster(mut self, view: Option<ClusterView>) -> Self {
+        self.cluster = view;
+        self
+    }
+
+    pub fn cluster_mut(&mut self) -> Option<&mut ClusterView> {
+        self.cluster.as_mut()
+    }
+
+    /// Where a request for binding `b` goes: to the phone, or through the node that holds its
+    /// flow. When that node is gone, a UDP phone is tried directly (its Contact, or its NAT
+    /// address, which may still let us in); a TCP/TLS phone's connection died with the node.
+    fn target_of(&self, b: &store::Binding) -> Option<Target> {
+        let secure = b.source.starts_with("tls:") || b.source.starts_with("wss:");
+        let target = |to: Peer, hop: bool| Target {
+            contact: b.contact.clone(),
+            to,
+            hop,
+            secure,
+        };
+        if let Some(view) = &self.cluster
+            && !view.is_local(&b.node)
+        {
+            if let Some(addr) = view.peer(&b.node) {
+                let node = Peer {
+                    transport: sip_txn::Transport::Udp,
+                    addr,
+                    conn: 0,
+                };
+                return Some(target(node, true));
+            }
+            let direct = route::binding_target(b)?;
+            return (direct.transport == sip_txn::Transport::Udp).then(|| target(direct, false));
+        }
+        Some(target(route::binding_target(b)?, false))
+    }
+
     pub fn with_media(mut self, relay: Box<dyn media::MediaControl>, policy: sdp::CodecPolicy) -> Self {
         self.media = Some(relay);
         self.policy = policy;
@@ -159,7 +213,7 @@ impl Proxy {
         let Some(ctl) = ctl.as_deref_mut() else {
             return Ok(());
         };
-        if !media::has_sdp(msg) {
+        if call_media.passthrough || !media::has_sdp(msg) {
             return Ok(());
         }
         let body = media::anchor(ctl, policy, call_id, call_media, msg.body(), from, offer, domain)?;
@@ -401,6 +455,13 @@ impl Proxy {
             }
             req.remove_first_value(HeaderName::Route);
         }
+        if let Some(hop) = self.cluster.as_ref().and_then(|view| view.verify_hop(&req, unix)) {
+            match hop {
+                Ok(hop) => self.deliver_hop(now, txn, registrar, tx, req, from, unix, hop),
+                Err(why) => self.reply(now, txn, tx, &req, 403, Some(why)),
+            }
+            return;
+        }
         let Some(ruri) = req.request_uri() else {
             return;
         };
@@ -488,15 +549,15 @@ impl Proxy {
             return;
         };
         let aor = format!("{callee}@{domain}");
-        let mut targets: Vec<(String, Peer)> = registrar
+        let mut targets: Vec<Target> = registrar
             .location
             .lookup(&aor, unix)
             .into_iter()
-            .filter_map(|b| Some((b.contact.clone(), route::binding_target(b)?)))
+            .filter_map(|b| self.target_of(b))
             .collect();
         let registered = !targets.is_empty();
         if sips || registrar.is_tls_only(&callee) {
-            targets.retain(|(_, to)| is_secure(to.transport));
+            targets.retain(|t| t.secure);
         }
         if targets.is_empty() {
             if is_invite {
@@ -513,12 +574,101 @@ impl Proxy {
             return;
         }
         if is_invite {
-            self.invite(now, txn, tx, req, from, caller, callee, targets);
+            self.invite(now, txn, tx, req, from, caller, callee, targets, None, unix);
         } else {
             // Other requests go to the preferred contact only.
-            let (contact, to) = targets.into_iter().next().expect("targets is not empty");
+            let target = targets.into_iter().next().expect("targets is not empty");
             let record_route = matches!(req.method(), Some(Method::Subscribe | Method::Refer));
-            self.relay(now, txn, tx, &req, Some(&contact), &from, to, record_route);
+            let hop = target.hop.then_some((aor.as_str(), unix));
+            self.relay(
+                now,
+                txn,
+                tx,
+                &req,
+                Some(&target.contact),
+                &from,
+                target.to,
+                record_route,
+                hop,
+            );
+        }
+    }
+
+    /// A request another node of the platform routed here because this node holds the phone's
+    /// flow (see `crate::cluster`): the caller was authenticated there, and that node anchors
+    /// the media and keeps the call record. Delivered over the phone's own path to the binding
+    /// its Request-URI names, or 480 when this node no longer holds it.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_hop<S: SubscriberStore>(
+        &mut self,
+        now: Instant,
+        txn: &mut TransactionLayer,
+        registrar: &mut Registrar<S>,
+        tx: TxId,
+        mut req: Message,
+        from: Peer,
+        unix: u64,
+        hop: Hop,
+    ) {
+        req.remove_other(crate::cluster::HOP_HEADER);
+        let target = {
+            let Some(ruri) = req.request_uri() else {
+                return;
+            };
+            let local = |node: &str| self.cluster.as_ref().is_none_or(|v| v.is_local(node));
+            registrar
+                .location
+                .lookup(&hop.aor, unix)
+                .into_iter()
+                .filter(|b| local(&b.node))
+                .find(|b| sip::Uri::parse(&b.contact).is_ok_and(|u| u.equivalent(&ruri)))
+                .and_then(|b| Some((b.contact.clone(), route::binding_target(b)?)))
+        };
+        let Some((contact, to)) = target else {
+            self.reply(
+                now,
+                txn,
+                tx,
+                &req,
+                480,
+                Some("Temporarily Unavailable (not registered on this node)"),
+            );
+            return;
+        };
+        let target = Target {
+            contact,
+            to,
+            hop: false,
+            secure: false,
+        };
+        if req.method() == Some(&Method::Invite) {
+            let caller = req.from_header().ok().and_then(|f| user_of(&f.uri)).unwrap_or_default();
+            let callee = hop.aor.split('@').next().unwrap_or_default().to_owned();
+            self.invite(
+                now,
+                txn,
+                tx,
+                req,
+                from,
+                caller,
+                callee,
+                vec![target],
+                Some(hop.node),
+                unix,
+            );
+        } else {
+            let record_route = matches!(req.method(), Some(Method::Subscribe | Method::Refer));
+            self.relay(
+                now,
+                txn,
+                tx,
+                &req,
+                Some(&target.contact),
+                &from,
+                target.to,
+                record_route,
+                None,
+            );
         }
     }
 
@@ -535,11 +685,15 @@ impl Proxy {
         from: &Peer,
         to: Peer,
         record_route: bool,
+        hop: Option<(&str, u64)>,
     ) -> Option<TxId> {
-        let Some(fwd) = self.forward(req, target, from, &to, record_route) else {
+        let Some(mut fwd) = self.forward(req, target, from, &to, record_route) else {
             self.reply(now, txn, tx, req, 503, Some("No local address for that transport"));
             return None;
         };
+        if let (Some((aor, unix)), Some(view)) = (hop, &self.cluster) {
+            view.sign_hop(&mut fwd, aor, unix);
+        }
         match txn.send_request(now, fwd, to) {
             Ok(client) => {
                 self.relays.insert(
@@ -569,7 +723,9 @@ impl Proxy {
         from: Peer,
         caller: String,
         callee: String,
-        targets: Vec<(String, Peer)>,
+        targets: Vec<Target>,
+        hop_from: Option<String>,
+        unix: u64,
     ) {
         let call_id = req.call_id().unwrap_or_default().to_owned();
         if self.calls.contains_key(&call_id) {
@@ -579,6 +735,7 @@ impl Proxy {
         }
         let mut req = req;
         let mut call_media = media::CallMedia::default();
+        call_media.passthrough = hop_from.is_some();
         let invite_had_sdp = media::has_sdp(&req);
         if let Err(failure) = Self::anchor_body(
             &mut self.media,
@@ -602,10 +759,14 @@ impl Proxy {
         }
         let _ = txn.respond(now, tx, Message::response_to(&req, 100, None, None));
         let mut branches = Vec::with_capacity(targets.len());
-        for (contact, to) in targets {
-            let Some(fwd) = self.forward(&req, Some(&contact), &from, &to, true) else {
+        let aor = format!("{callee}@{}", self.local.domain);
+        for Target { contact, to, hop, .. } in targets {
+            let Some(mut fwd) = self.forward(&req, Some(&contact), &from, &to, true) else {
                 continue;
             };
+            if let (true, Some(view)) = (hop, &self.cluster) {
+                view.sign_hop(&mut fwd, &aor, unix);
+            }
             match txn.send_request(now, fwd.clone(), to.clone()) {
                 Ok(client) => {
                     self.by_client_tx.insert(client, call_id.clone());
@@ -663,11 +824,14 @@ impl Proxy {
             },
             media: call_media,
             invite_had_sdp,
+            hop_from,
         };
         self.arm(call.ring_deadline, TimerKind::Ring, &call_id);
         self.arm(call.timer_c, TimerKind::TimerC, &call_id);
         self.by_server_tx.insert(tx, call_id.clone());
-        *self.calls_by_caller.entry(call.caller.clone()).or_insert(0) += 1;
+        if call.hop_from.is_none() {
+            *self.calls_by_caller.entry(call.caller.clone()).or_insert(0) += 1;
+        }
         self.calls.insert(call_id, call);
     }
 
@@ -783,6 +947,10 @@ impl Proxy {
             }
         }
         let (caller_media, callee_media) = self.media_of(call_id, &call.media);
+        if call.hop_from.is_some() {
+            // The node the call came from keeps its record.
+            return;
+        }
         self.records.push(CallRecord {
             started_ms: self.wall_ms(call.started),
             answered_ms: call.answered.map(|a| self.wall_ms(a)),
@@ -1048,7 +1216,7 @@ impl Proxy {
             let _ = txn.respond(now, tx, resp);
             return;
         }
-        if let Some(client) = self.relay(now, txn, tx, &req, None, &from, to, false) {
+        if let Some(client) = self.relay(now, txn, tx, &req, None, &from, to, false, None) {
             if let Some(relay) = self.relays.get_mut(&client) {
                 relay.dialog = Some((call_id.clone(), answerer, had_offer));
             }

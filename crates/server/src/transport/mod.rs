@@ -53,6 +53,8 @@ pub struct Shared {
     pub guard: crate::guard::Guard,
     /// The media relay, for its gauges.
     pub relay: Option<media::MediaRelay>,
+    /// The stores the server opened (the admin API uses them too).
+    pub stores: Option<store::Stores>,
     /// The SIP trace (and its HEP sender), when on.
     pub trace: Option<sip_trace::TraceRing>,
     /// Where the server listens: the local side of traced messages.
@@ -93,13 +95,14 @@ impl Shared {
     pub fn new(
         config: ServerConfig,
         udp: Vec<Arc<std::net::UdpSocket>>,
-        registrar: Option<crate::registrar::Registrar<store::SqliteStore>>,
+        registrar: Option<crate::registrar::Registrar<crate::Subscribers>>,
         committer: Option<store::GroupCommitter>,
         committed: tokio::sync::mpsc::UnboundedSender<Committed>,
         proxy: Option<crate::proxy::Proxy>,
         records: Option<store::RecordWriter>,
         relay: Option<media::MediaRelay>,
         local: crate::Listening,
+        stores: Option<store::Stores>,
     ) -> Arc<Shared> {
         let limits = Limits {
             max_message_size: config.max_message_size,
@@ -121,6 +124,7 @@ impl Shared {
             metrics: Arc::default(),
             guard: crate::guard::Guard::new(&config.guard),
             relay,
+            stores,
             trace,
             local,
             udp_local: udp
