@@ -293,7 +293,14 @@ impl Dispatcher {
     }
 
     pub fn respond(&mut self, now: std::time::Instant, txn: &mut TransactionLayer, tx: TxId, response: Message) {
-        if let Err(e) = txn.respond(now, tx, response) {
+        // Challenges are answered statelessly (RFC 3261 §8.2.7): half of every REGISTER+auth
+        // exchange then leaves no transaction behind for 64*T1.
+        let result = if matches!(response.status_code(), Some(401 | 407)) {
+            txn.respond_stateless(now, tx, response)
+        } else {
+            txn.respond(now, tx, response)
+        };
+        if let Err(e) = result {
             debug!(?tx, error = %e, "could not respond");
         }
     }

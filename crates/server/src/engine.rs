@@ -121,6 +121,22 @@ impl Engine {
         self.dispatcher.proxy.as_ref()
     }
 
+    /// The store generation the subscriber cache holds.
+    pub fn subscriber_generation(&self) -> Option<u64> {
+        self.dispatcher
+            .registrar
+            .as_ref()
+            .and_then(|r| r.subscribers.generation())
+    }
+
+    /// Replaces the subscriber cache with every subscriber of the domain, read at `generation`
+    /// off the engine lock (a remote subscriber store, see `store::SubscriberCache::load_all`).
+    pub fn load_subscribers(&mut self, generation: u64, all: Vec<store::Subscriber>) {
+        if let Some(r) = self.dispatcher.registrar.as_mut() {
+            r.subscribers.load_all(generation, all);
+        }
+    }
+
     /// Whether the table of live nodes has `node` (true without a cluster).
     pub fn knows_cluster_node(&mut self, node: &str) -> bool {
         self.dispatcher

@@ -166,6 +166,18 @@ pub async fn serve(
                 std::time::Duration::from_millis(1),
                 1024,
             );
+            let mut subscribers = store::SubscriberCache::new(stores.subscribers.clone());
+            if stores.subscribers_remote {
+                let (store, domain) = (stores.subscribers.clone(), config.domain.to_ascii_lowercase());
+                let (generation, all) = tokio::task::spawn_blocking(move || {
+                    Ok::<_, store::StoreError>((store.generation()?, store.list(Some(&domain))?))
+                })
+                .await
+                .map_err(io::Error::other)?
+                .map_err(|e| io::Error::other(format!("subscriber store: {e}")))?;
+                tracing::info!(subscribers = all.len(), "subscribers loaded");
+                subscribers.load_all(generation, all);
+            }
             let registrar = registrar::Registrar {
                 domain: config.domain.to_ascii_lowercase(),
                 intervals: config.registration,
@@ -174,7 +186,7 @@ pub async fn serve(
                     .with_algorithms(&config.digest_algorithms)
                     .with_node_tag(stores.cluster.as_ref().map_or(0, |_| cluster::node_tag(&node_id))),
                 location: registrar::Location::from_bindings(bindings),
-                subscribers: store::SubscriberCache::new(stores.subscribers.clone()),
+                subscribers,
                 auth_failures: 0,
                 node: if stores.cluster.is_some() {
                     node_id.clone()
@@ -275,6 +287,12 @@ pub async fn serve(
             shared.clone(),
             stores.locations.clone(),
         )));
+        if stores.subscribers_remote {
+            tasks.push(tokio::spawn(keep_subscribers_loaded(
+                shared.clone(),
+                stores.subscribers.clone(),
+            )));
+        }
     }
     let cluster_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut cluster_task = None;
@@ -382,6 +400,38 @@ async fn watch_media(shared: Arc<Shared>) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         shared.with_engine(|e, now, out| e.check_media(now, out));
+    }
+}
+
+/// Every second: when the subscriber store's generation moved (a user added or changed by any
+/// node, the CLI or the API), reads the domain's subscribers again and swaps them into the
+/// cache. The queries run on the blocking pool, never under the engine lock: a slow or
+/// unreachable database delays user changes, not calls and registrations.
+async fn keep_subscribers_loaded(shared: Arc<Shared>, store: Subscribers) {
+    let domain = shared.config.domain.to_ascii_lowercase();
+    let mut loaded = None;
+    shared.with_engine(|e, _, _| loaded = e.subscriber_generation());
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let (store, domain, known) = (store.clone(), domain.clone(), loaded);
+        let read = tokio::task::spawn_blocking(move || {
+            let generation = store.generation()?;
+            if Some(generation) == known {
+                return Ok(None);
+            }
+            Ok::<_, store::StoreError>(Some((generation, store.list(Some(&domain))?)))
+        })
+        .await;
+        match read {
+            Ok(Ok(Some((generation, all)))) => {
+                tracing::debug!(generation, subscribers = all.len(), "subscribers reloaded");
+                shared.with_engine(|e, _, _| e.load_subscribers(generation, all));
+                loaded = Some(generation);
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "subscriber store: could not reload the subscribers"),
+            Err(_) => {}
+        }
     }
 }
 

@@ -319,6 +319,25 @@ impl TransactionLayer {
         }
     }
 
+    /// The TU answers a non-INVITE server transaction with a final response and keeps no state
+    /// for it: RFC 3261 §8.2.7 stateless UAS behaviour, whose main use the RFC names as issuing
+    /// unauthenticated challenges. The response is sent once and the transaction ends at once,
+    /// so a retransmitted request is a new request and gets a new answer (a fresh challenge
+    /// costs an HMAC, while remembering the answer costs a transaction for 64*T1 per REGISTER).
+    /// An INVITE, a provisional response or a transaction already answered go to
+    /// [`TransactionLayer::respond`].
+    pub fn respond_stateless(&mut self, now: Instant, tx: TxId, response: Message) -> Result<(), TxnError> {
+        let code = response.status_code().ok_or(TxnError::NotAResponse)?;
+        let peer = match self.txs.get(&tx) {
+            Some(Tx::Server(s)) if !s.invite && code >= 200 && s.awaiting_final() => s.peer.clone(),
+            Some(Tx::Server(_)) => return self.respond(now, tx, response),
+            _ => return Err(TxnError::UnknownTransaction),
+        };
+        self.out.transmit(Some(tx), peer, response);
+        self.terminate(tx);
+        Ok(())
+    }
+
     /// The TU sends a request: a new client transaction. The request's top Via must carry an
     /// RFC 3261 branch. Never ACK (see [`TxnError::AckIsNotATransaction`]).
     pub fn send_request(&mut self, now: Instant, request: Message, to: Peer) -> Result<TxId, TxnError> {

@@ -4,14 +4,18 @@
 //! stalls the receive path long enough for socket buffers to overflow.
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
+
+/// foldhash with a per-process random seed: about a third of SipHash's cost on these short keys
+/// (branch, sent-by), and still seeded, so a peer choosing branch values cannot aim them at one
+/// bucket without knowing the seed.
+type RandomState = foldhash::quality::RandomState;
 
 const SHARDS: usize = 64;
 
 #[derive(Debug)]
 pub struct ShardedMap<K, V> {
-    shards: Vec<HashMap<K, V>>,
+    shards: Vec<HashMap<K, V, RandomState>>,
     hasher: RandomState,
     len: usize,
 }
@@ -19,8 +23,10 @@ pub struct ShardedMap<K, V> {
 impl<K: Hash + Eq, V> Default for ShardedMap<K, V> {
     fn default() -> Self {
         ShardedMap {
-            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| HashMap::with_hasher(RandomState::default()))
+                .collect(),
+            hasher: RandomState::default(),
             len: 0,
         }
     }

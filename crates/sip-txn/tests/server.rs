@@ -49,6 +49,37 @@ fn non_invite_over_udp_absorbs_retransmissions_and_lingers_for_timer_j() {
 }
 
 #[test]
+fn a_stateless_answer_leaves_no_transaction_and_a_retransmission_is_a_new_request() {
+    let mut h = Harness::new();
+    let p = peer(Transport::Udp);
+    let req = request("REGISTER", "z9hG4bKreg", "UDP");
+    h.receive(&req, &p);
+    let tx = only_request(h.events());
+    let challenge = Message::response_to(h.layer.request_of(tx).expect("live"), 401, None, Some("srv"));
+    h.layer.respond_stateless(h.now, tx, challenge).expect("respond");
+    assert_eq!(h.transmits().iter().map(status).collect::<Vec<_>>(), [Some(401)]);
+    assert_eq!(terminated(&h.events()), 1);
+    assert!(h.layer.is_empty(), "nothing lingers for Timer J");
+    h.advance_to(100);
+    h.receive(&req, &p);
+    let again = only_request(h.events());
+    assert_ne!(again, tx, "the retransmission is answered afresh");
+
+    // An INVITE keeps its transaction: its final response is retransmitted until ACKed.
+    let invite = request("INVITE", "z9hG4bKinv", "UDP");
+    h.receive(&invite, &p);
+    let itx = only_request(h.events());
+    let _ = h.transmits();
+    let challenge = Message::response_to(h.layer.request_of(itx).expect("live"), 407, None, Some("srv"));
+    h.layer.respond_stateless(h.now, itx, challenge).expect("respond");
+    assert_eq!(h.transmits().len(), 1);
+    assert!(
+        h.layer.request_of(itx).is_none() && h.layer.len() == 2,
+        "the INVITE is Completed, not gone"
+    );
+}
+
+#[test]
 fn non_invite_over_tcp_ends_at_once() {
     let mut h = Harness::new();
     h.receive(&request("OPTIONS", "z9hG4bKtcp", "TCP"), &peer(Transport::Tcp));

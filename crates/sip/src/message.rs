@@ -537,7 +537,9 @@ impl Message {
         }
         let mut out = Vec::with_capacity(self.buf.len().max(512));
         self.write_to(&mut out);
-        Bytes::from(out)
+        // Exactly sized: a server transaction keeps its last response for 64*T1, and a `Bytes`
+        // made from a `Vec` keeps the whole allocation.
+        Bytes::from(out.into_boxed_slice())
     }
 
     /// Whether the message is byte-for-byte what was received.

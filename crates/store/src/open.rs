@@ -32,6 +32,10 @@ pub struct Stores {
     pub records: Arc<dyn RecordStore>,
     /// Shared platform state, when the locations are in a shared store.
     pub cluster: Option<Arc<dyn Cluster>>,
+    /// The subscribers are behind a network round trip (PostgreSQL): the server then keeps all
+    /// of its domain's subscribers in memory, reloaded in the background, and never asks the
+    /// store on the SIP path (see [`crate::SubscriberCache::load_all`]).
+    pub subscribers_remote: bool,
 }
 
 /// The key prefix when a Redis URL names none.
@@ -174,7 +178,12 @@ impl Stores {
     /// Opens every store; `node_id` names this node in a shared location store.
     pub fn open(urls: &StoreUrls, data_dir: &Path, node_id: &str) -> Result<Stores, StoreError> {
         let (locations, cluster) = open_locations(urls.locations.as_deref(), data_dir, node_id)?;
+        let subscribers_remote = matches!(
+            Backend::parse(urls.subscribers.as_deref(), data_dir)?,
+            Backend::Postgres(_)
+        );
         Ok(Stores {
+            subscribers_remote,
             subscribers: open_subscribers(urls.subscribers.as_deref(), data_dir)?,
             locations,
             records: open_records(urls.records.as_deref(), data_dir)?,

@@ -217,16 +217,24 @@ pub enum Put {
 /// probe instead of a query. Misses are cached too, so a scanner trying user names does not
 /// reach the store for each guess.
 ///
-/// Changes made by any process (the CLI, the admin API) are noticed in two ways: the store's
-/// generation is checked at most once a second, and the caller calls [`SubscriberCache::revalidate`]
-/// when credentials fail, so a password changed or a user added a moment ago works on the first
-/// try. Checking the generation on every lookup would cost a read transaction (file locks) per
-/// REGISTER, about 5 % of the server's CPU under load.
+/// With the embedded store, changes made by any process (the CLI, the admin API) are noticed in
+/// two ways: the store's generation is checked at most once a second, and the caller calls
+/// [`SubscriberCache::revalidate`] when credentials fail, so a password changed or a user added a
+/// moment ago works on the first try. Checking the generation on every lookup would cost a read
+/// transaction (file locks) per REGISTER, about 5 % of the server's CPU under load.
+///
+/// With a store behind a network round trip the cache is *complete* instead
+/// ([`SubscriberCache::load_all`]): the server reads all of its domain's subscribers off the SIP
+/// path and swaps them in whenever the generation moves (checked every second), so lookups never
+/// wait on the database.
 pub struct SubscriberCache<S: SubscriberStore> {
     store: S,
     generation: Option<u64>,
     checked_at: Option<std::time::Instant>,
     entries: std::collections::HashMap<(String, String), Option<Subscriber>>,
+    /// Every subscriber of the served domain is in `entries`, put there by
+    /// [`SubscriberCache::load_all`]: a miss is an answer, and lookups never reach the store.
+    complete: bool,
 }
 
 /// Bound on cached entries; past it the cache starts over (misses are cheap to refill).
@@ -242,7 +250,28 @@ impl<S: SubscriberStore> SubscriberCache<S> {
             generation: None,
             checked_at: None,
             entries: std::collections::HashMap::new(),
+            complete: false,
         }
+    }
+
+    /// Holds exactly `all` (the served domain's subscribers, read at `generation` by someone
+    /// off the lookup path) from now on: lookups never query the store again, and
+    /// [`SubscriberCache::revalidate`] does nothing; whoever loaded them loads them again when
+    /// the generation moves. For a store behind a network round trip (PostgreSQL), whose
+    /// latency must not stall the SIP engine, nor a scanner's made-up user names cost a query
+    /// each.
+    pub fn load_all(&mut self, generation: u64, all: Vec<Subscriber>) {
+        self.entries = all
+            .into_iter()
+            .map(|s| ((s.user.clone(), s.domain.clone()), Some(s)))
+            .collect();
+        self.generation = Some(generation);
+        self.complete = true;
+    }
+
+    /// The generation of what the cache holds, if it has checked one.
+    pub fn generation(&self) -> Option<u64> {
+        self.generation
     }
 
     pub fn store(&self) -> &S {
@@ -252,6 +281,9 @@ impl<S: SubscriberStore> SubscriberCache<S> {
     /// Checks the store's generation now and empties the cache if it changed; returns whether
     /// it did.
     pub fn revalidate(&mut self) -> Result<bool, StoreError> {
+        if self.complete {
+            return Ok(false);
+        }
         let generation = self.store.generation()?;
         self.checked_at = Some(std::time::Instant::now());
         if self.generation == Some(generation) {
@@ -264,6 +296,12 @@ impl<S: SubscriberStore> SubscriberCache<S> {
 
     /// The subscriber `user` of `domain` (lower-case).
     pub fn get(&mut self, user: &str, domain: &str) -> Result<Option<&Subscriber>, StoreError> {
+        if self.complete {
+            return Ok(self
+                .entries
+                .get(&(user.to_owned(), domain.to_owned()))
+                .and_then(Option::as_ref));
+        }
         let due = self.checked_at.is_none_or(|t| t.elapsed() >= RECHECK);
         if due {
             self.revalidate()?;
@@ -308,5 +346,48 @@ mod tests {
         assert!(Subscriber::new("1000", "exa mple.com", "pw").is_err());
         assert!(Subscriber::new("1000", "example.com", "").is_err());
         assert!(Subscriber::new("+4930123", "example.com", "pw").is_ok());
+    }
+
+    /// A store that must not be asked anything.
+    struct Unreachable;
+
+    impl SubscriberStore for Unreachable {
+        fn add(&self, _: &Subscriber) -> Result<(), StoreError> {
+            unreachable!("add")
+        }
+        fn update(&self, _: &Subscriber) -> Result<(), StoreError> {
+            unreachable!("update")
+        }
+        fn set_tls_only(&self, _: &str, _: &str, _: bool) -> Result<(), StoreError> {
+            unreachable!("set_tls_only")
+        }
+        fn set_allowed_networks(&self, _: &str, _: &str, _: &[String]) -> Result<(), StoreError> {
+            unreachable!("set_allowed_networks")
+        }
+        fn remove(&self, _: &str, _: &str) -> Result<(), StoreError> {
+            unreachable!("remove")
+        }
+        fn get(&self, _: &str, _: &str) -> Result<Option<Subscriber>, StoreError> {
+            unreachable!("get: a complete cache never asks")
+        }
+        fn list(&self, _: Option<&str>) -> Result<Vec<Subscriber>, StoreError> {
+            unreachable!("list")
+        }
+        fn generation(&self) -> Result<u64, StoreError> {
+            unreachable!("generation: a complete cache never asks")
+        }
+    }
+
+    #[test]
+    fn a_complete_cache_answers_hits_and_misses_without_the_store() {
+        let mut cache = SubscriberCache::new(Unreachable);
+        let alice = Subscriber::new("alice", "example.com", "pw").expect("valid");
+        cache.load_all(7, vec![alice.clone()]);
+        assert_eq!(cache.get("alice", "example.com"), Ok(Some(&alice)));
+        assert_eq!(cache.get("mallory", "example.com"), Ok(None));
+        assert_eq!(cache.revalidate(), Ok(false));
+        assert_eq!(cache.generation(), Some(7));
+        cache.load_all(8, Vec::new());
+        assert_eq!(cache.get("alice", "example.com"), Ok(None), "a removed user is gone");
     }
 }

@@ -255,6 +255,8 @@ fn two_nodes_share_users_registrations_and_records() {
         None,
     );
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    // Each node reloads the subscribers within a second of a change (off the SIP path).
+    std::thread::sleep(Duration::from_millis(1_500));
     let p1003 = phone("1003", "pw-1003", &a, 600);
     wait_for_registrations(&b, &["1003"]);
 

@@ -1,6 +1,6 @@
 //! Interop with SIPp (Debian package `sip-tester`) for the registrar: digest registration, refresh,
-//! removal with `Expires: 0` and `Contact: *`, wrong passwords, 423, nonce-count replay and
-//! someone else's address-of-record. Each scenario in `tests/scenarios/reg_*.xml` asserts the
+//! removal with `Expires: 0` and `Contact: *`, wrong passwords, 423, nonce-count replay (SIPp's
+//! own answer sent again) and someone else's address-of-record. Each scenario in `tests/scenarios/reg_*.xml` asserts the
 //! responses it expects (an unexpected response, or a failed regexp check, fails SIPp's call and
 //! its exit status); the test also reads SIPp's message log to check the sequence of responses.
 //! Every run gets a fresh server. Without SIPp the tests print SKIP, except in CI (`CI=true`) where
@@ -193,24 +193,66 @@ fn interval_below_the_minimum_gets_423_with_min_expires() {
     }
 }
 
+/// The authenticated REGISTER SIPp sent, as it went on the wire, from its message log.
+fn sent_register_with_credentials(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let start = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("REGISTER "))
+        .map(|(i, _)| i)
+        .find(|&i| {
+            lines[i..]
+                .iter()
+                .take_while(|l| !l.is_empty())
+                .any(|l| l.starts_with("Authorization:"))
+        })
+        .expect("SIPp sent an authenticated REGISTER");
+    let head: Vec<&str> = lines[start..].iter().take_while(|l| !l.is_empty()).copied().collect();
+    format!("{}\r\n\r\n", head.join("\r\n"))
+}
+
 #[test]
 fn replayed_nonce_count_is_refused() {
     if !require_tool("sipp", "-v") {
         return;
     }
-    // UDP only: the scenario replays the first 401 by retransmitting the first REGISTER into the
-    // server's completed transaction, which TCP does not keep.
+    // SIPp registers (401, then its answer with nonce N and nc=00000001: 200). An eavesdropper
+    // then sends SIPp's answer again as a new request (a new branch, so not a retransmission):
+    // same nonce, same nc, same cnonce, a digest that was right a moment ago. It must not
+    // register: 401 with a fresh challenge, and not stale (the nonce is young; the nc is the
+    // fault). Challenges are stateless (RFC 3261 §8.2.7), so a phone cannot be made to replay by
+    // getting the same 401 twice; the replay has to be a copy, as an attacker's would be.
     let server = server();
-    let log = sipp(server.udp, "u1", "reg_nc_replay", ALICE.0, ALICE);
-    assert_eq!(statuses(&log), [401, 200, 401, 401, 200]);
-    let answers: Vec<&str> = log.lines().filter(|l| l.starts_with("Authorization:")).collect();
-    assert_eq!(answers.len(), 3, "{answers:?}");
-    let (accepted, replayed) = (answers[0], answers[1]);
-    assert_eq!(param(accepted, "nonce"), param(replayed, "nonce"), "same nonce");
-    assert_eq!(param(accepted, "nc"), Some("00000001"));
-    assert_eq!(param(replayed, "nc"), Some("00000001"), "same nonce-count");
-    // The last answer is to the fresh challenge that refused the replay.
-    assert_ne!(param(answers[2], "nonce"), param(accepted, "nonce"));
+    let log = sipp(server.udp, "u1", "reg_auth", ALICE.0, ALICE);
+    assert_eq!(statuses(&log), [401, 200]);
+    let answer = sent_register_with_credentials(&log);
+    let auth = answer
+        .lines()
+        .find(|l| l.starts_with("Authorization:"))
+        .expect("credentials");
+    assert_eq!(param(auth, "nc"), Some("00000001"), "{auth}");
+    let branch = answer
+        .split("branch=")
+        .nth(1)
+        .and_then(|b| b.split([';', '\r']).next())
+        .expect("a branch")
+        .to_owned();
+    let replay = answer.replacen(&branch, "z9hG4bKreplayed-nc", 1);
+    let socket = support::udp_client();
+    let refused = support::udp_transaction(&socket, server.udp, &replay);
+    assert_eq!(
+        refused.status_code(),
+        Some(401),
+        "a replayed nc must not register: {refused:?}"
+    );
+    let challenge = refused.header("WWW-Authenticate").expect("a fresh challenge");
+    assert!(!challenge.contains("stale=true"), "{challenge}");
+    assert_ne!(
+        param(challenge, "nonce"),
+        param(auth, "nonce"),
+        "a fresh nonce, not the replayed one"
+    );
 }
 
 #[test]

@@ -493,7 +493,9 @@ impl Proxy {
             AuthOutcome::Challenge { stale } => {
                 let tag = self.tag();
                 let resp = registrar.challenge(&req, 407, stale, &tag, unix);
-                if let Err(e) = txn.respond(now, tx, resp) {
+                // Statelessly for non-INVITE requests (RFC 3261 §8.2.7); an INVITE's 407 is
+                // retransmitted until ACKed, as ever.
+                if let Err(e) = txn.respond_stateless(now, tx, resp) {
                     debug!(?tx, error = %e, "could not respond");
                 }
                 return;
