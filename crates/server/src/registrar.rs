@@ -16,6 +16,7 @@
 //! [`Reply::AfterCommit`]). At start the bindings that have not expired are loaded back.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use sip::headers::Contact;
 use sip::{HeaderName, Message, Scheme};
@@ -219,8 +220,9 @@ fn http_date(unix: u64) -> String {
 
 impl<S: SubscriberStore> Registrar<S> {
     /// Checks the digest credentials of `req` in `header` (Authorization for the registrar,
-    /// Proxy-Authorization for the proxy) against the subscribers of the domain.
-    pub fn authenticate(&mut self, req: &Message, header: HeaderName, now: u64) -> AuthOutcome {
+    /// Proxy-Authorization for the proxy) against the subscribers of the domain. `client` is
+    /// the packet's source address: the nonce must have been issued to it.
+    pub fn authenticate(&mut self, req: &Message, header: HeaderName, client: IpAddr, now: u64) -> AuthOutcome {
         let method = req.method().map(|m| m.as_str().to_owned()).unwrap_or_default();
         let uri = req.request_uri_str().unwrap_or_default().to_owned();
         let creds = req
@@ -234,7 +236,7 @@ impl<S: SubscriberStore> Registrar<S> {
         let verify = |this: &mut Self| {
             let subscribers = &mut this.subscribers;
             let domain = &this.domain;
-            this.auth.verify(&d, &method, &uri, domain, now, |u, alg| {
+            this.auth.verify(&d, &method, &uri, domain, client, now, |u, alg| {
                 subscribers
                     .get(u, domain)
                     .ok()
@@ -253,15 +255,16 @@ impl<S: SubscriberStore> Registrar<S> {
         outcome
     }
 
-    /// A 401 (WWW-Authenticate) or 407 (Proxy-Authenticate) with fresh challenges.
-    pub fn challenge(&mut self, req: &Message, code: u16, stale: bool, tag: &str, now: u64) -> Message {
+    /// A 401 (WWW-Authenticate) or 407 (Proxy-Authenticate) with fresh challenges, for a
+    /// request from `client` (the nonce is good from that address only).
+    pub fn challenge(&mut self, req: &Message, code: u16, stale: bool, tag: &str, client: IpAddr, now: u64) -> Message {
         let header = if code == 407 {
             HeaderName::ProxyAuthenticate
         } else {
             HeaderName::WwwAuthenticate
         };
         let mut resp = Message::response_to(req, code, None, Some(tag));
-        for c in self.auth.challenges(&self.domain, now, stale) {
+        for c in self.auth.challenges(&self.domain, now, client, stale) {
             resp.push_header(header, &c);
         }
         resp
@@ -317,12 +320,14 @@ impl<S: SubscriberStore> Registrar<S> {
         }
 
         // Authentication (§22.3): the digest must be ours, right, and for the AOR's user.
-        let outcome = self.authenticate(req, HeaderName::Authorization, now);
+        let outcome = self.authenticate(req, HeaderName::Authorization, from.addr.ip(), now);
         match outcome {
             AuthOutcome::Authenticated { username } if username == user => {}
             AuthOutcome::Authenticated { .. } => return reply(403, Some("Forbidden (user does not match the AOR)")),
             AuthOutcome::BadRequest(why) => return reply(400, Some(why)),
-            AuthOutcome::Challenge { stale } => return Reply::Now(self.challenge(req, 401, stale, tag, now)),
+            AuthOutcome::Challenge { stale } => {
+                return Reply::Now(self.challenge(req, 401, stale, tag, from.addr.ip(), now));
+            }
         }
         if !is_secure(from.transport) && self.is_tls_only(&user) {
             return reply(403, Some("Forbidden (TLS required)"));

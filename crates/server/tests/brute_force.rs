@@ -342,7 +342,7 @@ fn each_password_guess_comes_out_with_its_source() {
         Some(401),
         "replayed nc"
     );
-    let foreign = DigestAuth::new([1u8; 32], 300).nonce(DOMAIN, unix_now());
+    let foreign = DigestAuth::new([1u8; 32], 300).nonce(DOMAIN, unix_now(), from.addr.ip());
     r.register(
         "1002",
         Some(&digest("1002", "guess", &foreign, "REGISTER", &uri, 1)),
@@ -352,13 +352,14 @@ fn each_password_guess_comes_out_with_its_source() {
     assert_eq!(r.register("1003", Some(&other_aor), &from).status_code(), Some(403));
     assert!(r.refusals().is_empty());
 
-    // The proxy's Proxy-Authorization counts the same way.
+    // The proxy's Proxy-Authorization counts the same way (with a nonce issued to its sender).
     let other = peer("203.0.113.5:5060");
+    let other_nonce = r.nonce(&other);
     let invite_uri = format!("sip:1000@{DOMAIN}");
     r.invite(
         "1004",
         "1000",
-        Some(&digest("1004", "guess", &nonce, "INVITE", &invite_uri, 5)),
+        Some(&digest("1004", "guess", &other_nonce, "INVITE", &invite_uri, 5)),
         &other,
     );
     assert_eq!(r.refusals(), [refusal("203.0.113.5", "1004")]);
@@ -408,6 +409,66 @@ fn guesses_through_the_engine_ban_the_source_at_the_threshold() {
     assert!(bans.is_banned(attacker.addr.ip(), r.now));
     assert_eq!(bans.list(r.now).len(), 1);
     assert!(!bans.is_banned("192.0.2.30".parse::<IpAddr>().expect("ip"), r.now));
+}
+
+/// The attack nonce binding stops: an attacker fetches a nonce from its own address A, then
+/// sends wrong-password REGISTERs over UDP with the victim's address B as the source. B never
+/// received that nonce, so none of them is a guess, and B is never banned (nor is A, which sent
+/// nothing wrong in its own name); B's phone keeps registering.
+#[test]
+fn guesses_with_a_nonce_of_another_address_get_nobody_banned() {
+    let mut r = rig();
+    let bans = Bans::new(&GuardSettings {
+        trusted_networks: Vec::new(),
+        ..GuardSettings::default()
+    });
+    let attacker = peer("198.51.100.66:5060");
+    let victim = peer("192.0.2.30:5060");
+    let uri = format!("sip:{DOMAIN}");
+    let nonce = r.nonce(&attacker);
+    let threshold = GuardSettings::default().ban_after_ip_failures;
+    for i in 1..=threshold * 3 {
+        let resp = r.register(
+            "1001",
+            Some(&digest("1001", &format!("pw{i}"), &nonce, "REGISTER", &uri, i)),
+            &victim,
+        );
+        assert_eq!(resp.status_code(), Some(401));
+        let challenge = resp.header("WWW-Authenticate").expect("a challenge");
+        assert!(
+            challenge.contains("stale=true"),
+            "a fresh nonce, no verdict: {challenge}"
+        );
+        assert_ne!(nonce_of(&resp), nonce);
+        // What the transport would report to the ban list: nothing.
+        let refusals = r.refusals();
+        assert!(refusals.is_empty(), "a spoofed guess was counted: {refusals:?}");
+        for f in refusals {
+            bans.failure(f.source, &f.user, r.now);
+        }
+        r.now += Duration::from_millis(5);
+    }
+    assert!(!bans.is_banned(victim.addr.ip(), r.now));
+    assert!(bans.list(r.now).is_empty());
+    // Even the right password with A's nonce is only told to fetch a fresh one...
+    let right = digest("1001", PASSWORD, &nonce, "REGISTER", &uri, 9_999);
+    let resp = r.register("1001", Some(&right), &victim);
+    assert_eq!(resp.status_code(), Some(401));
+    // ...which works from B at once.
+    let fresh = nonce_of(&resp);
+    let ok = r.register(
+        "1001",
+        Some(&digest("1001", PASSWORD, &fresh, "REGISTER", &uri, 1)),
+        &victim,
+    );
+    assert_eq!(ok.status_code(), Some(200));
+    // A wrong password from A with A's own nonce still counts, against A.
+    r.register(
+        "1001",
+        Some(&digest("1001", "guess", &nonce, "REGISTER", &uri, 10_000)),
+        &attacker,
+    );
+    assert_eq!(r.refusals(), [refusal("198.51.100.66", "1001")]);
 }
 
 /// Mean time of the engine's answer to `n` REGISTERs with credentials that `make` builds.

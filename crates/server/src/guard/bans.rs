@@ -4,7 +4,10 @@
 //! checked against a password and was wrong, or that named an unknown user (see
 //! [`crate::auth::DigestAuth::take_guess`]). A nonce that is not ours, a replayed `nc` or a stale
 //! nonce is not a guess: it says nothing about the password, and a forged or replayed packet
-//! from someone else's address cannot make one. A 403 for right credentials on someone else's
+//! from someone else's address cannot make one. Nor is a nonce issued to another address (nonces
+//! are bound to the client's address, or its IPv6 /64): a wrong password counts only against a
+//! source that received the challenge, so spoofing a victim's address over UDP cannot get the
+//! victim banned. A 403 for right credentials on someone else's
 //! address-of-record (or From) is not a guess either: the password was right. Requests without
 //! credentials (the first REGISTER of every phone, a scanner's probe) are not failures.
 //!

@@ -488,11 +488,11 @@ impl Proxy {
         let callee = user_of(&ruri);
         let is_invite = req.method() == Some(&Method::Invite);
 
-        let caller = match registrar.authenticate(&req, HeaderName::ProxyAuthorization, unix) {
+        let caller = match registrar.authenticate(&req, HeaderName::ProxyAuthorization, from.addr.ip(), unix) {
             AuthOutcome::Authenticated { username } => username,
             AuthOutcome::Challenge { stale } => {
                 let tag = self.tag();
-                let resp = registrar.challenge(&req, 407, stale, &tag, unix);
+                let resp = registrar.challenge(&req, 407, stale, &tag, from.addr.ip(), unix);
                 // Statelessly for non-INVITE requests (RFC 3261 §8.2.7); an INVITE's 407 is
                 // retransmitted until ACKed, as ever.
                 if let Err(e) = txn.respond_stateless(now, tx, resp) {
