@@ -1,11 +1,15 @@
 //! The TLS policy of the registrar and the proxy on the sans-IO engine (no sockets): `sips:`
-//! Request-URIs and Contacts over UDP/TCP, `tls_only` users registering and calling, and calls
-//! to `tls_only` users or `sips:` URIs going to TLS bindings only.
+//! Request-URIs and Contacts over UDP/TCP, `tls_only` users registering and calling, calls to
+//! `tls_only` users or `sips:` URIs going to TLS bindings only, and SDES-SRTP keys taken from and
+//! sent toward TLS phones only (with a fake media relay that records what it is told).
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use server::auth::DigestAuth;
 use server::engine::Engine;
+use server::proxy::media::{Anchored, Leg, MediaControl};
 use server::proxy::{LocalAddrs, Proxy, ProxyConfig};
 use server::registrar::{Intervals, Location, Registrar};
 use sip::digest::{Algorithm, ha1, ha2, response};
@@ -61,7 +65,54 @@ impl Drop for Rig {
     }
 }
 
+/// `set_srtp` as the relay was told it: stream, leg, the phone's key, ours toward it.
+type SrtpCall = (u64, Leg, Option<media::SrtpKey>, Option<media::SrtpKey>);
+
+/// A media relay that hands out ports and records the SRTP keys it is given.
+#[derive(Clone, Default)]
+struct FakeRelay {
+    srtp: Arc<Mutex<Vec<SrtpCall>>>,
+    next: u16,
+}
+
+impl FakeRelay {
+    fn srtp(&self) -> Vec<SrtpCall> {
+        self.srtp.lock().expect("lock").clone()
+    }
+}
+
+impl MediaControl for FakeRelay {
+    fn address(&self) -> IpAddr {
+        "203.0.113.1".parse().expect("ip")
+    }
+    fn allocate(&mut self, _call: &str) -> Result<Anchored, String> {
+        self.next += 4;
+        let a = 20_000 + self.next;
+        Ok((u64::from(self.next), (a, a + 2)))
+    }
+    fn set_remote(&mut self, _stream: u64, _leg: Leg, _rtp: SocketAddr, _rtcp: Option<SocketAddr>) {}
+    fn set_srtp(&mut self, stream: u64, leg: Leg, rx: Option<media::SrtpKey>, tx: Option<media::SrtpKey>) {
+        self.srtp.lock().expect("lock").push((stream, leg, rx, tx));
+    }
+    fn release_call(&mut self, _call: &str) {}
+    fn stats(&self, _stream: u64) -> Option<media::StreamStats> {
+        None
+    }
+    fn timed_out(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
 fn rig(bindings: Vec<Binding>) -> Rig {
+    rig_with(bindings, None)
+}
+
+/// The rig with the proxy anchoring media in `relay`.
+fn rig_with_relay(bindings: Vec<Binding>, relay: &FakeRelay) -> Rig {
+    rig_with(bindings, Some(relay.clone()))
+}
+
+fn rig_with(bindings: Vec<Binding>, relay: Option<FakeRelay>) -> Rig {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("sb-tls-policy-{}-{n}", std::process::id()));
@@ -87,7 +138,10 @@ fn rig(bindings: Vec<Binding>) -> Rig {
         domain: DOMAIN.into(),
     };
     let now = Instant::now();
-    let proxy = Proxy::new(ProxyConfig::default(), local, now, 1_700_000_000_000, 7);
+    let mut proxy = Proxy::new(ProxyConfig::default(), local, now, 1_700_000_000_000, 7);
+    if let Some(relay) = relay {
+        proxy = proxy.with_media(Box::new(relay), sdp::CodecPolicy::default());
+    }
     Rig {
         engine: Engine::new(TimerConfig::default(), Some(registrar), Some(proxy)),
         now,
@@ -175,16 +229,28 @@ impl Rig {
     /// An INVITE from `caller` at `from` to `ruri`, answering the 407; everything the engine sent
     /// for the authenticated INVITE (or for the first one, when it was not challenged).
     fn invite(&mut self, caller: &str, ruri: &str, from: &Peer) -> Vec<Transmit> {
+        self.invite_with(caller, ruri, from, "")
+    }
+
+    /// [`Rig::invite`] with `sdp` as the INVITE's body (none when empty).
+    fn invite_with(&mut self, caller: &str, ruri: &str, from: &Peer, sdp: &str) -> Vec<Transmit> {
         self.seq += 1;
         let (seq, call_id) = (self.seq, format!("call-{}", self.seq));
+        let body = if sdp.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".to_owned()
+        };
         let req = |cseq: u32, auth: &str| {
             format!(
                 "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/{t} {addr};branch=z9hG4bKi{}-{cseq};rport\r\n\
                  Max-Forwards: 70\r\nFrom: <sip:{caller}@{DOMAIN}>;tag=i{caller}\r\nTo: <{ruri}>\r\n\
-                 Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{caller}@{addr}>\r\n{auth}Content-Length: 0\r\n\r\n",
+                 Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{caller}@{addr}>\r\n{auth}{body}\
+                 Content-Length: {len}\r\n\r\n{sdp}",
                 seq,
                 t = via_transport(from.transport),
                 addr = from.addr,
+                len = sdp.len(),
             )
         };
         let out = self.deliver(&req(1, ""), from);
@@ -405,4 +471,232 @@ fn a_user_with_allowed_networks_is_refused_elsewhere_after_authentication() {
     // Users without a list are not affected.
     let resp = r.register("alice", "pw-alice", "sip:example.com", "sip:alice@192.0.2.50", &outside);
     assert_eq!(resp.status_code(), Some(200));
+}
+
+// ----- SDES-SRTP only over TLS signalling (RFC 4568 §8.3) -----
+
+const ALICE_KEY: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+const CAROL_KEY: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk";
+
+/// An SDP from `host` with one audio stream: SRTP keyed with `key` (tag 1), or plain RTP.
+fn sdp_from(host: &str, key: Option<&str>) -> String {
+    let media = match key {
+        Some(k) => format!("m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k}\r\n"),
+        None => "m=audio 4000 RTP/AVP 0\r\n".to_owned(),
+    };
+    format!("v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n{media}")
+}
+
+fn key_of(inline: &str) -> media::SrtpKey {
+    sdp::Crypto::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{inline}"))
+        .expect("key")
+        .key_salt
+}
+
+/// The profile and the usable `a=crypto` keys of the first m-line of a message's SDP.
+fn audio_of(m: &Message) -> (String, Vec<sdp::Crypto>) {
+    let sdp = sdp::Sdp::parse(m.body()).expect("an SDP body");
+    let audio = sdp.media().next().expect("an m-line");
+    (audio.proto().to_owned(), audio.crypto())
+}
+
+/// The callee's 200 with `sdp` for the INVITE the proxy sent it.
+fn answer(invite: &Message, tag: &str, contact: &str, sdp: &str) -> Message {
+    let mut ok = Message::response_to(invite, 200, None, Some(tag));
+    ok.push_header(HeaderName::Contact, &format!("<{contact}>"));
+    ok.set_body(bytes::Bytes::from(sdp.to_owned()), Some("application/sdp"));
+    ok
+}
+
+#[test]
+fn an_srtp_offer_over_udp_or_tcp_is_refused_with_488() {
+    let relay = FakeRelay::default();
+    let mut r = rig_with_relay(
+        vec![binding("carol", "sip:carol@192.0.2.90:5060", "udp:192.0.2.90:5060", 0)],
+        &relay,
+    );
+    let offer = sdp_from("192.0.2.80", Some(ALICE_KEY));
+    for alice in [
+        phone(Transport::Udp, "192.0.2.80:5060", 0),
+        phone(Transport::Tcp, "192.0.2.80:40000", 21),
+    ] {
+        let out = r.invite_with("alice", "sip:carol@example.com", &alice, &offer);
+        assert!(invites(&out).is_empty(), "not forwarded: {out:?}");
+        let refused = finals_to(&out, &alice);
+        assert_eq!(refused.len(), 1, "{out:?}");
+        assert_eq!(refused[0].status_code(), Some(488));
+        assert_eq!(
+            refused[0].header("Warning"),
+            Some("399 example.com \"SRTP keys need TLS signalling\"")
+        );
+    }
+    assert!(relay.srtp().is_empty(), "no key reached the relay");
+
+    // Plain RTP over UDP is fine; a re-INVITE that then offers keys over UDP is refused too.
+    let alice = phone(Transport::Udp, "192.0.2.80:5060", 0);
+    let out = r.invite_with("alice", "sip:carol@example.com", &alice, &sdp_from("192.0.2.80", None));
+    let sent = invites(&out);
+    assert_eq!(sent.len(), 1, "{out:?}");
+    let (fwd, carol) = (sent[0].message.clone(), sent[0].to.clone());
+    let ok = answer(&fwd, "c1", "sip:carol@192.0.2.90:5060", &sdp_from("192.0.2.90", None));
+    let out = r.deliver(&String::from_utf8_lossy(&ok.to_bytes()), &carol);
+    assert_eq!(finals_to(&out, &alice)[0].status_code(), Some(200));
+    let call_id = fwd.call_id().expect("Call-ID").to_owned();
+    let reinvite = format!(
+        "INVITE sip:carol@192.0.2.90:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKre1;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@{DOMAIN}>;tag=ialice\r\nTo: <sip:carol@{DOMAIN}>;tag=c1\r\n\
+         Call-ID: {call_id}\r\nCSeq: 10 INVITE\r\nContact: <sip:alice@{addr}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
+        addr = alice.addr,
+        len = offer.len(),
+    );
+    let out = r.deliver(&reinvite, &alice);
+    assert!(invites(&out).is_empty(), "not forwarded: {out:?}");
+    let refused = finals_to(&out, &alice);
+    assert_eq!(refused.len(), 1, "{out:?}");
+    assert_eq!(refused[0].status_code(), Some(488));
+    assert_eq!(
+        refused[0].header("Warning"),
+        Some("399 example.com \"SRTP keys need TLS signalling\"")
+    );
+    assert!(relay.srtp().is_empty());
+}
+
+#[test]
+fn srtp_from_a_tls_caller_reaches_a_udp_callee_as_plain_rtp() {
+    let relay = FakeRelay::default();
+    let mut r = rig_with_relay(
+        vec![binding("carol", "sip:carol@192.0.2.91:5060", "udp:192.0.2.91:5060", 0)],
+        &relay,
+    );
+    let alice = phone(Transport::Tls, "192.0.2.81:40000", 22);
+    let out = r.invite_with(
+        "alice",
+        "sip:carol@example.com",
+        &alice,
+        &sdp_from("192.0.2.81", Some(ALICE_KEY)),
+    );
+    let sent = invites(&out);
+    assert_eq!(sent.len(), 1, "{out:?}");
+    let (proto, keys) = audio_of(&sent[0].message);
+    assert_eq!(proto, "RTP/AVP");
+    assert!(keys.is_empty());
+    assert!(!String::from_utf8_lossy(sent[0].message.body()).contains("a=crypto"));
+    // The relay decrypts leg A only, and encrypts toward no one yet.
+    let alice_key = key_of(ALICE_KEY);
+    assert_eq!(
+        relay.srtp(),
+        [(4, Leg::A, Some(alice_key), None), (4, Leg::B, None, None)]
+    );
+
+    // carol answers plain RTP: alice gets SRTP with the relay's key; the relay bridges.
+    let (fwd, carol) = (sent[0].message.clone(), sent[0].to.clone());
+    let ok = answer(&fwd, "c2", "sip:carol@192.0.2.91:5060", &sdp_from("192.0.2.91", None));
+    let out = r.deliver(&String::from_utf8_lossy(&ok.to_bytes()), &carol);
+    let to_alice = finals_to(&out, &alice);
+    assert_eq!(to_alice.len(), 1, "{out:?}");
+    let (proto, keys) = audio_of(&to_alice[0]);
+    assert_eq!(proto, "RTP/SAVP");
+    assert_eq!(keys.len(), 1);
+    assert_ne!(keys[0].key_salt, alice_key);
+    let told = relay.srtp();
+    assert_eq!(
+        told[told.len() - 2..],
+        [
+            (4, Leg::A, Some(alice_key), Some(keys[0].key_salt)),
+            (4, Leg::B, None, None)
+        ]
+    );
+}
+
+#[test]
+fn srtp_between_tls_phones_stays_srtp_both_ways() {
+    let relay = FakeRelay::default();
+    let mut r = rig_with_relay(
+        vec![binding(
+            "carol",
+            "sip:carol@192.0.2.92:40000;transport=tls",
+            "tls:192.0.2.92:40000",
+            23,
+        )],
+        &relay,
+    );
+    let alice = phone(Transport::Tls, "192.0.2.82:40000", 24);
+    let out = r.invite_with(
+        "alice",
+        "sip:carol@example.com",
+        &alice,
+        &sdp_from("192.0.2.82", Some(ALICE_KEY)),
+    );
+    let sent = invites(&out);
+    assert_eq!(sent.len(), 1, "{out:?}");
+    let (proto, keys) = audio_of(&sent[0].message);
+    assert_eq!(proto, "RTP/SAVP");
+    assert_eq!(keys.len(), 1, "the relay's key for carol");
+    let (alice_key, ours_b) = (key_of(ALICE_KEY), keys[0].key_salt);
+    assert_ne!(ours_b, alice_key);
+    assert_eq!(
+        relay.srtp(),
+        [(4, Leg::A, Some(alice_key), None), (4, Leg::B, None, Some(ours_b))]
+    );
+
+    let (fwd, carol) = (sent[0].message.clone(), sent[0].to.clone());
+    let ok = answer(
+        &fwd,
+        "c3",
+        "sip:carol@192.0.2.92:40000;transport=tls",
+        &sdp_from("192.0.2.92", Some(CAROL_KEY)),
+    );
+    let out = r.deliver(&String::from_utf8_lossy(&ok.to_bytes()), &carol);
+    let to_alice = finals_to(&out, &alice);
+    assert_eq!(to_alice.len(), 1, "{out:?}");
+    let (proto, keys) = audio_of(&to_alice[0]);
+    assert_eq!(proto, "RTP/SAVP");
+    assert_eq!(keys.len(), 1);
+    let ours_a = keys[0].key_salt;
+    assert!(ours_a != alice_key && ours_a != key_of(CAROL_KEY) && ours_a != ours_b);
+    let told = relay.srtp();
+    assert_eq!(
+        told[told.len() - 2..],
+        [
+            (4, Leg::A, Some(alice_key), Some(ours_a)),
+            (4, Leg::B, Some(key_of(CAROL_KEY)), Some(ours_b))
+        ]
+    );
+}
+
+#[test]
+fn a_forked_srtp_offer_keeps_its_keys_for_tls_branches_only() {
+    let relay = FakeRelay::default();
+    let mut r = rig_with_relay(
+        vec![
+            binding("carol", "sip:carol@192.0.2.93:5060", "udp:192.0.2.93:5060", 0),
+            binding(
+                "carol",
+                "sip:carol@192.0.2.94:40000;transport=tls",
+                "tls:192.0.2.94:40000",
+                25,
+            ),
+        ],
+        &relay,
+    );
+    let alice = phone(Transport::Tls, "192.0.2.83:40000", 26);
+    let out = r.invite_with(
+        "alice",
+        "sip:carol@example.com",
+        &alice,
+        &sdp_from("192.0.2.83", Some(ALICE_KEY)),
+    );
+    let sent = invites(&out);
+    assert_eq!(sent.len(), 2, "{out:?}");
+    for t in sent {
+        let (proto, keys) = audio_of(&t.message);
+        match t.to.transport {
+            Transport::Tls => assert_eq!((proto.as_str(), keys.len()), ("RTP/SAVP", 1)),
+            _ => {
+                assert_eq!((proto.as_str(), keys.len()), ("RTP/AVP", 0));
+                assert!(!String::from_utf8_lossy(t.message.body()).contains("a=crypto"));
+            }
+        }
+    }
 }

@@ -17,6 +17,10 @@ pub struct Branch {
     /// The INVITE as forwarded, kept to build its CANCEL (§9.1).
     pub request: Message,
     pub to: Peer,
+    /// The phone registered over TLS (or WSS): SDES keys may go to it (see `super::media`).
+    pub secure: bool,
+    /// `to` is another node of the platform, which holds the phone's flow.
+    pub hop: bool,
     /// The contact it rings.
     pub target: String,
     /// A provisional response arrived, so a CANCEL may be sent (§9.1).
@@ -47,6 +51,11 @@ pub struct Call {
     pub caller_peer: Peer,
     /// The branch that answered.
     pub callee_peer: Option<Peer>,
+    /// The callee's phone is on TLS (or WSS): the answering branch's, or before the answer the
+    /// branch that sent the latest response (at first: whether any branch is).
+    pub callee_secure: bool,
+    /// The callee's branch goes through another node of the platform.
+    pub callee_hop: bool,
     pub branches: Vec<Branch>,
     /// The best final response so far (§16.7 step 6).
     pub best: Option<Message>,

@@ -21,6 +21,37 @@
 //! RTP on the other). SRTP profiles with no key we understand (DTLS-SRTP, other suites) pass
 //! through untouched, relayed as opaque packets.
 //!
+//! SDES keys are only as secret as the signalling that carries them (RFC 4568 §8.3): the relay
+//! takes keys from, and sends keys toward, only a phone whose signalling leg is TLS (or WSS);
+//! the proxy says which legs are ([`CallMedia::signalling`]) before each SDP.
+//!
+//! - A request whose offer holds `a=crypto` keys (INVITE, re-INVITE, UPDATE) and came over UDP
+//!   or TCP is refused: 488 with `Warning: 399 <domain> "SRTP keys need TLS signalling"`
+//!   ([`MediaFailure::InsecureKeys`]). The keys were already seen on the wire, and SRTP
+//!   that anyone on the path can decrypt would only look private.
+//! - A response (an answer, or a late offer in a 2xx) or an ACK cannot be refused. Keys in one
+//!   that came without TLS are ignored and that leg is treated as plain RTP: its `a=crypto`
+//!   lines are dropped and an SDES-keyed `RTP/SAVP` goes on as `RTP/AVP`, so the other phone
+//!   gets plain RTP, or SRTP with our key bridged at the relay if its own leg is TLS (logged at
+//!   debug). The phone that sent the keys will not understand the relay's plain RTP: the call
+//!   fails or is silent toward it, which is what its misconfiguration deserves rather than
+//!   encryption with a key that went out in clear. Such an answer only happens when a phone
+//!   answers our `RTP/AVP` offer with `RTP/SAVP` (which RFC 3264 does not allow anyway).
+//! - SRTP with our key goes toward a phone only over TLS signalling: an SRTP offer from a TLS
+//!   phone to one reached over UDP or TCP arrives there as plain `RTP/AVP` without `a=crypto`,
+//!   and the relay bridges SRTP on leg A to RTP on leg B. No `a=crypto` line of any other kind
+//!   (a suite we do not terminate, best-effort SDES in `RTP/AVP`) goes toward such a phone.
+//! - A forked INVITE is anchored once, with SRTP toward the callee when any branch's phone is
+//!   on TLS; every branch without TLS gets that offer without keys ([`without_keys`]). The branch
+//!   that answers sets leg B: a plain answer is bridged like any plain answer to SRTP. Deciding
+//!   once per call (SRTP only if every branch is on TLS) would have cost a user's TLS phone its
+//!   SRTP (or, with SRTP mandatory, the call) whenever the same user also has a UDP phone; a
+//!   relay stream per branch would have cost ports and a rework of the call's media state.
+//! - A callee reached through another node of the platform (an internal hop over UDP) counts as
+//!   its phone's own transport there: the hop is inside the platform.
+//!
+//! Without a relay the proxy leaves SDP alone: the phones' SRTP is then their own business.
+//!
 //! The relay itself sits behind [`MediaControl`], so the proxy stays testable without sockets.
 
 use std::collections::HashMap;
@@ -133,6 +164,9 @@ pub struct CallMedia {
     srtp: Vec<StreamSrtp>,
     /// Another node anchors this call's media: SDP passes through untouched.
     pub passthrough: bool,
+    /// Whether each leg's phone signals over TLS (or WSS), A then B, as the proxy sets it before
+    /// each SDP: SDES keys are taken only from, and sent only toward, such a leg.
+    pub signalling: [bool; 2],
 }
 
 /// The SRTP keys of one stream, per leg (A, B).
@@ -170,8 +204,14 @@ fn srtp_proto(proto: &str, secure: bool) -> String {
     format!("{head}/{profile}")
 }
 
+/// Whether a media section carries SDES keys (`a=crypto`, whatever the suite).
+fn has_crypto(m: &sdp::Media<'_>) -> bool {
+    m.attributes().any(|(n, _)| n.eq_ignore_ascii_case("crypto"))
+}
+
 /// SRTP for one RTP m-line of an SDP from `from`: learns the phone's key, tells the relay the
 /// keys of both legs, and puts our key (or plain RTP) into the section going to the other side.
+/// Keys are taken from, and sent toward, a leg only when `signalling` says it is on TLS.
 fn anchor_srtp(
     ctl: &mut dyn MediaControl,
     state: &mut StreamSrtp,
@@ -179,18 +219,37 @@ fn anchor_srtp(
     m: &mut sdp::MediaMut<'_>,
     from: Leg,
     offer: bool,
+    signalling: [bool; 2],
 ) -> Result<(), MediaFailure> {
     let (x, y) = match from {
         Leg::A => (0, 1),
         Leg::B => (1, 0),
     };
-    let phone_key = if m.as_media().is_srtp() {
+    let (sdes, keyed) = {
+        let media = m.as_media();
+        (media.is_srtp() && has_crypto(&media), has_crypto(&media))
+    };
+    let phone_key = if sdes && signalling[x] {
         m.as_media().crypto().into_iter().next()
     } else {
         None
     };
-    if phone_key.is_none() && !state.secure[y] && !state.secure[x] {
-        return Ok(()); // plain RTP, or SRTP keyed some other way: relayed as it is
+    // Keys that came over signalling without TLS are not taken: that leg is plain RTP.
+    let in_clear = sdes && !signalling[x];
+    if in_clear {
+        debug!(
+            ?from,
+            offer, "SDES keys over signalling without TLS ignored: plain RTP on that leg"
+        );
+    }
+    if phone_key.is_none() && !in_clear && !state.secure[y] && !state.secure[x] {
+        // Plain RTP, or SRTP keyed some other way: relayed as it is. But no key goes on unless
+        // both legs are on TLS.
+        if keyed && !(signalling[x] && signalling[y]) {
+            debug!(?from, "a=crypto not passed on: a leg without TLS");
+            m.remove_attribute("crypto");
+        }
+        return Ok(());
     }
     state.secure[x] = phone_key.is_some();
     state.rx[x] = phone_key.as_ref().map(|c| c.key_salt);
@@ -200,6 +259,9 @@ fn anchor_srtp(
             state.tag[x] = c.tag;
         }
     }
+    // SRTP toward the other phone only over TLS signalling (RFC 4568 §8.3): otherwise plain
+    // RTP there, bridged at the relay.
+    state.secure[y] &= signalling[y];
     let toward_y = state.secure[y];
     if toward_y && state.ours[y].is_none() {
         state.ours[y] = Some(media::random_srtp_key().map_err(|_| MediaFailure::NoPorts)?);
@@ -221,6 +283,30 @@ fn anchor_srtp(
     Ok(())
 }
 
+/// Whether an SDP body carries SDES keys (`a=crypto`) in a media section that is not rejected.
+pub fn has_keys(body: &[u8]) -> bool {
+    Sdp::parse(body).is_ok_and(|sdp| sdp.media().any(|m| !m.is_rejected() && has_crypto(&m)))
+}
+
+/// `body`, an offer [`anchor`] rewrote for the callee, as it goes to a branch whose phone is not
+/// on TLS: without `a=crypto` lines, and with the SDES-keyed sections as plain RTP (the relay
+/// bridges them if that phone answers). `None` when there is no key to take out.
+pub fn without_keys(body: &[u8]) -> Option<Vec<u8>> {
+    let mut sdp = Sdp::parse(body).ok()?;
+    let mut changed = false;
+    for mut m in sdp.media_mut() {
+        let srtp = m.as_media().is_srtp();
+        if m.remove_attribute("crypto") > 0 {
+            changed = true;
+            if srtp {
+                let proto = srtp_proto(m.proto(), false);
+                m.set_proto(&proto);
+            }
+        }
+    }
+    changed.then(|| sdp.to_bytes())
+}
+
 /// Why an SDP could not be anchored; each maps to a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaFailure {
@@ -230,6 +316,8 @@ pub enum MediaFailure {
     NoCodec(String),
     /// 503: the relay has no free ports.
     NoPorts,
+    /// 488 with this Warning value: SDES keys offered over signalling without TLS.
+    InsecureKeys(String),
 }
 
 /// The side that did not send.
@@ -302,7 +390,7 @@ pub fn anchor(
             let rtcp = m.as_media().rtcp().map(|(p, a)| SocketAddr::new(a.unwrap_or(ip), p));
             ctl.set_remote(handle, from, rtp, rtcp);
         }
-        anchor_srtp(ctl, &mut media.srtp[i], handle, &mut m, from, offer)?;
+        anchor_srtp(ctl, &mut media.srtp[i], handle, &mut m, from, offer, media.signalling)?;
         m.set_port(match from {
             Leg::A => ports.1,
             Leg::B => ports.0,
@@ -359,6 +447,14 @@ mod tests {
         }
         fn timed_out(&mut self) -> Vec<String> {
             Vec::new()
+        }
+    }
+
+    /// A call whose phones both signal over TLS.
+    fn tls_call() -> CallMedia {
+        CallMedia {
+            signalling: [true, true],
+            ..CallMedia::default()
         }
     }
 
@@ -439,7 +535,7 @@ mod tests {
     #[test]
     fn srtp_is_terminated_with_a_key_per_leg() {
         let mut relay = FakeRelay::default();
-        let mut media = CallMedia::default();
+        let mut media = tls_call();
         let policy = CodecPolicy::default();
         let alice_key = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
         let offer = format!(
@@ -535,7 +631,7 @@ mod tests {
     #[test]
     fn a_plain_answer_to_srtp_is_bridged() {
         let mut relay = FakeRelay::default();
-        let mut media = CallMedia::default();
+        let mut media = tls_call();
         let policy = CodecPolicy::default();
         let offer = b"v=0\r\no=alice 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
             m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR\r\n";
@@ -555,5 +651,111 @@ mod tests {
             "Bob's leg is plain"
         );
         assert!(relay.srtp[n - 2].2.is_some() && relay.srtp[n - 2].3.is_some());
+    }
+
+    #[test]
+    fn keys_go_only_where_signalling_is_tls() {
+        let policy = CodecPolicy::default();
+        let alice_key = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+        let offer = format!(
+            "v=0\r\no=alice 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+             m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{alice_key}\r\n"
+        );
+        // Alice on TLS, Bob not: Bob gets plain RTP, the relay decrypts leg A only.
+        let mut relay = FakeRelay::default();
+        let mut media = CallMedia {
+            signalling: [true, false],
+            ..CallMedia::default()
+        };
+        let out = anchor(
+            &mut relay,
+            &policy,
+            "c1",
+            &mut media,
+            offer.as_bytes(),
+            Leg::A,
+            true,
+            "sb",
+        )
+        .expect("offer");
+        let to_bob = Sdp::parse(&out).expect("sdp");
+        let m = to_bob.media().next().expect("audio");
+        assert_eq!(m.proto(), "RTP/AVP");
+        assert!(!String::from_utf8_lossy(&out).contains("a=crypto"));
+        let alice = sdp::Crypto::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{alice_key}")).expect("key");
+        assert_eq!(
+            relay.srtp,
+            [(4, Leg::A, Some(alice.key_salt), None), (4, Leg::B, None, None)]
+        );
+        // Bob answers with a key anyway, over UDP: ignored, his leg stays plain, and Alice
+        // gets SRTP with our key (never Bob's).
+        let answer = b"v=0\r\no=bob 2 2 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+            m=audio 6000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk\r\n";
+        let out = anchor(&mut relay, &policy, "c1", &mut media, answer, Leg::B, false, "sb").expect("answer");
+        let text = String::from_utf8_lossy(&out).into_owned();
+        assert!(!text.contains("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk"), "{text}");
+        let m = Sdp::parse(&out)
+            .expect("sdp")
+            .media()
+            .next()
+            .map(|m| (m.proto().to_owned(), m.crypto()));
+        let (proto, keys) = m.expect("audio");
+        assert_eq!(proto, "RTP/SAVP");
+        assert_eq!(keys.len(), 1);
+        let n = relay.srtp.len();
+        assert_eq!(
+            relay.srtp[n - 2..],
+            [
+                (4, Leg::A, Some(alice.key_salt), Some(keys[0].key_salt)),
+                (4, Leg::B, None, None)
+            ]
+        );
+
+        // Best-effort SDES (RTP/AVP with a=crypto) is relayed as it is between TLS phones, but
+        // its key never goes toward a phone without TLS.
+        let best_effort = offer.replace("RTP/SAVP", "RTP/AVP");
+        for (signalling, kept) in [([true, true], true), ([true, false], false)] {
+            let mut media = CallMedia {
+                signalling,
+                ..CallMedia::default()
+            };
+            let out = anchor(
+                &mut FakeRelay::default(),
+                &policy,
+                "c2",
+                &mut media,
+                best_effort.as_bytes(),
+                Leg::A,
+                true,
+                "sb",
+            )
+            .expect("offer");
+            assert_eq!(
+                String::from_utf8_lossy(&out).contains(alice_key),
+                kept,
+                "{signalling:?}"
+            );
+        }
+        assert!(has_keys(best_effort.as_bytes()) && has_keys(offer.as_bytes()) && !has_keys(OFFER));
+
+        // A forked offer, anchored with SRTP toward B, loses its keys for a branch without TLS.
+        let mut media = tls_call();
+        let out = anchor(
+            &mut FakeRelay::default(),
+            &policy,
+            "c3",
+            &mut media,
+            offer.as_bytes(),
+            Leg::A,
+            true,
+            "sb",
+        )
+        .expect("offer");
+        let plain = without_keys(&out).expect("keys to take out");
+        let m = Sdp::parse(&plain).expect("sdp");
+        let m = m.media().next().expect("audio");
+        assert_eq!((m.proto(), m.crypto().len()), ("RTP/AVP", 0));
+        assert!(!String::from_utf8_lossy(&plain).contains("a=crypto"));
+        assert_eq!(without_keys(OFFER), None);
     }
 }

@@ -22,6 +22,10 @@
 //!   dialog; in-dialog requests are loose-routed (§16.4, §16.12) and sent to the other party's
 //!   registered path: the source address and connection the phone used, not the private
 //!   address in its Contact (NAT).
+//! - SDES-SRTP only over TLS signalling (RFC 4568 §8.3, see [`media`]): an offer with `a=crypto`
+//!   keys in a request that came over UDP/TCP gets 488 with `Warning: 399 <domain> "SRTP keys
+//!   need TLS signalling"`, and SRTP goes only toward phones whose signalling is TLS (a branch
+//!   without TLS gets the offer as plain RTP, bridged at the relay).
 //! - Every finished call becomes a [`CallRecord`]; the engine hands them to the record writer.
 //!
 //! Sans-IO like the rest of the engine: time comes in as `now`, messages go out through the
@@ -216,6 +220,18 @@ impl Proxy {
         if call_media.passthrough || !media::has_sdp(msg) {
             return Ok(());
         }
+        // An offer in a request can be refused; a response or an ACK cannot (`anchor` then
+        // ignores the keys).
+        let sender_secure = call_media.signalling[match from {
+            media::Leg::A => 0,
+            media::Leg::B => 1,
+        }];
+        let refusable = offer && msg.method().is_some_and(|m| *m != Method::Ack);
+        if refusable && !sender_secure && media::has_keys(msg.body()) {
+            debug!(call_id, "SDES keys offered over signalling without TLS: refused");
+            let warning = format!("399 {domain} \"SRTP keys need TLS signalling\"");
+            return Err(media::MediaFailure::InsecureKeys(warning));
+        }
         let body = media::anchor(ctl, policy, call_id, call_media, msg.body(), from, offer, domain)?;
         let content_type = msg.content_type().unwrap_or("application/sdp").to_owned();
         msg.set_body(bytes::Bytes::from(body), Some(&content_type));
@@ -228,7 +244,7 @@ impl Proxy {
             media::MediaFailure::BadSdp(why) => {
                 Message::response_to(req, 400, Some(&format!("Bad SDP: {why}")), Some(tag))
             }
-            media::MediaFailure::NoCodec(warning) => {
+            media::MediaFailure::NoCodec(warning) | media::MediaFailure::InsecureKeys(warning) => {
                 let mut resp = Message::response_to(req, 488, None, Some(tag));
                 resp.push_header(HeaderName::Warning, warning);
                 resp
@@ -239,6 +255,21 @@ impl Proxy {
                 resp
             }
         }
+    }
+
+    /// Whether each leg of `call` signals over TLS/WSS, for an SDP from `sender` that arrived
+    /// from `from` (`None`: a response, on the leg's own path). Leg A is the caller's transport;
+    /// leg B the answering branch's phone (before the answer, the branch that sent the latest
+    /// response), through another node counting as that phone's own transport. A request counts
+    /// only if it came over TLS itself, or from that other node.
+    fn signalling(call: &Call, sender: Option<(media::Leg, &Peer)>) -> [bool; 2] {
+        let mut s = [is_secure(call.caller_peer.transport), call.callee_secure];
+        match sender {
+            Some((media::Leg::A, from)) => s[0] &= is_secure(from.transport),
+            Some((media::Leg::B, from)) => s[1] &= call.callee_hop || is_secure(from.transport),
+            None => {}
+        }
+        s
     }
 
     /// Media counters of a call, per phone, for its record; the relay's streams are released.
@@ -738,7 +769,12 @@ impl Proxy {
         let mut req = req;
         let mut call_media = media::CallMedia::default();
         call_media.passthrough = hop_from.is_some();
+        // The offer is anchored once, with SRTP toward the callee if any branch's phone is on
+        // TLS; the branches without TLS get it without keys (below; see `media`).
+        let any_secure = targets.iter().any(|t| t.secure);
+        call_media.signalling = [is_secure(from.transport), any_secure];
         let invite_had_sdp = media::has_sdp(&req);
+        let anchored = self.media.is_some() && !call_media.passthrough && invite_had_sdp;
         if let Err(failure) = Self::anchor_body(
             &mut self.media,
             &self.policy,
@@ -762,10 +798,23 @@ impl Proxy {
         let _ = txn.respond(now, tx, Message::response_to(&req, 100, None, None));
         let mut branches = Vec::with_capacity(targets.len());
         let aor = format!("{callee}@{}", self.local.domain);
-        for Target { contact, to, hop, .. } in targets {
+        for Target {
+            contact,
+            to,
+            hop,
+            secure,
+        } in targets
+        {
             let Some(mut fwd) = self.forward(&req, Some(&contact), &from, &to, true) else {
                 continue;
             };
+            if anchored
+                && !secure
+                && let Some(body) = media::without_keys(fwd.body())
+            {
+                let content_type = fwd.content_type().unwrap_or("application/sdp").to_owned();
+                fwd.set_body(bytes::Bytes::from(body), Some(&content_type));
+            }
             if let (true, Some(view)) = (hop, &self.cluster) {
                 view.sign_hop(&mut fwd, &aor, unix);
             }
@@ -776,6 +825,8 @@ impl Proxy {
                         tx: client,
                         request: fwd,
                         to,
+                        secure,
+                        hop,
                         target: contact,
                         provisional: false,
                         final_status: None,
@@ -809,6 +860,8 @@ impl Proxy {
             server_tx: tx,
             caller_peer: from,
             callee_peer: None,
+            callee_secure: any_secure,
+            callee_hop: false,
             branches,
             best: None,
             cancelled: false,
@@ -981,7 +1034,9 @@ impl Proxy {
                 if let Some((call_id, answerer, request_had_offer)) = &relay.dialog
                     && code < 300
                     && let Some(call) = self.calls.get_mut(call_id)
-                    && let Err(e) = Self::anchor_body(
+                {
+                    call.media.signalling = Self::signalling(call, None);
+                    if let Err(e) = Self::anchor_body(
                         &mut self.media,
                         &self.policy,
                         &self.local.domain,
@@ -990,12 +1045,12 @@ impl Proxy {
                         &mut resp,
                         *answerer,
                         !request_had_offer,
-                    )
-                {
-                    debug!(
-                        ?e,
-                        "SDP in an in-dialog response could not be anchored; forwarded as is"
-                    );
+                    ) {
+                        debug!(
+                            ?e,
+                            "SDP in an in-dialog response could not be anchored; forwarded as is"
+                        );
+                    }
                 }
                 resp.remove_first_value(HeaderName::Via);
                 if let Err(e) = txn.respond(now, relay.server_tx, resp) {
@@ -1022,6 +1077,10 @@ impl Proxy {
                 .find(|b| b.tx == tx)
                 .is_none_or(|b| Some(&b.to) != call.callee_peer.as_ref());
         if (101..300).contains(&code) && !answered_elsewhere {
+            if let Some(b) = call.branches.iter().find(|b| b.tx == tx) {
+                (call.callee_secure, call.callee_hop) = (b.secure, b.hop);
+            }
+            call.media.signalling = Self::signalling(call, None);
             let offer = !call.invite_had_sdp && code >= 200;
             let mut rewritten = resp;
             if let Err(e) = Self::anchor_body(
@@ -1202,7 +1261,9 @@ impl Proxy {
         let had_offer = media::has_sdp(&req) && is_offer;
         if media::has_sdp(&req)
             && let Some(call) = self.calls.get_mut(&call_id)
-            && let Err(failure) = Self::anchor_body(
+        {
+            call.media.signalling = Self::signalling(call, Some((sender, &from)));
+            if let Err(failure) = Self::anchor_body(
                 &mut self.media,
                 &self.policy,
                 &self.local.domain,
@@ -1211,12 +1272,12 @@ impl Proxy {
                 &mut req,
                 sender,
                 is_offer,
-            )
-        {
-            let tag = self.tag();
-            let resp = Self::media_refusal(&req, &failure, &tag);
-            let _ = txn.respond(now, tx, resp);
-            return;
+            ) {
+                let tag = self.tag();
+                let resp = Self::media_refusal(&req, &failure, &tag);
+                let _ = txn.respond(now, tx, resp);
+                return;
+            }
         }
         if let Some(client) = self.relay(now, txn, tx, &req, None, &from, to, false, None) {
             if let Some(relay) = self.relays.get_mut(&client) {
@@ -1300,6 +1361,7 @@ impl Proxy {
         {
             let from_caller = call.sent_by_caller(&req);
             let side = if from_caller { media::Leg::A } else { media::Leg::B };
+            call.media.signalling = Self::signalling(call, Some((side, &from)));
             if let Err(e) = Self::anchor_body(
                 &mut self.media,
                 &self.policy,
