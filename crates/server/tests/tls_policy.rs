@@ -532,6 +532,15 @@ fn an_srtp_offer_over_udp_or_tcp_is_refused_with_488() {
     }
     assert!(relay.srtp().is_empty(), "no key reached the relay");
 
+    // Best-effort SRTP over UDP (keys in an RTP/AVP m-line) goes on as plain RTP, keys dropped.
+    let best_effort = sdp_from("192.0.2.80", Some(ALICE_KEY)).replace("RTP/SAVP", "RTP/AVP");
+    let alice = phone(Transport::Udp, "192.0.2.80:5060", 0);
+    let out = r.invite_with("alice", "sip:carol@example.com", &alice, &best_effort);
+    let sent = invites(&out);
+    assert_eq!(sent.len(), 1, "forwarded: {out:?}");
+    assert_eq!(audio_of(&sent[0].message), ("RTP/AVP".to_owned(), Vec::new()));
+    assert!(relay.srtp().is_empty(), "no key reached the relay");
+
     // Plain RTP over UDP is fine; a re-INVITE that then offers keys over UDP is refused too.
     let alice = phone(Transport::Udp, "192.0.2.80:5060", 0);
     let out = r.invite_with("alice", "sip:carol@example.com", &alice, &sdp_from("192.0.2.80", None));

@@ -25,10 +25,12 @@
 //! takes keys from, and sends keys toward, only a phone whose signalling leg is TLS (or WSS);
 //! the proxy says which legs are ([`CallMedia::signalling`]) before each SDP.
 //!
-//! - A request whose offer holds `a=crypto` keys (INVITE, re-INVITE, UPDATE) and came over UDP
-//!   or TCP is refused: 488 with `Warning: 399 <domain> "SRTP keys need TLS signalling"`
-//!   ([`MediaFailure::InsecureKeys`]). The keys were already seen on the wire, and SRTP
-//!   that anyone on the path can decrypt would only look private.
+//! - A request whose offer demands SRTP with `a=crypto` keys (an `RTP/SAVP(F)` m-line; INVITE,
+//!   re-INVITE, UPDATE) and came over UDP or TCP is refused: 488 with
+//!   `Warning: 399 <domain> "SRTP keys need TLS signalling"` ([`MediaFailure::InsecureKeys`]).
+//!   The keys were already seen on the wire, and SRTP that anyone on the path can decrypt would
+//!   only look private. Best-effort SRTP over UDP/TCP (`a=crypto` in an `RTP/AVP` m-line, many
+//!   softphones' default) loses its keys and goes on as the plain RTP it also offers.
 //! - A response (an answer, or a late offer in a 2xx) or an ACK cannot be refused. Keys in one
 //!   that came without TLS are ignored and that leg is treated as plain RTP: its `a=crypto`
 //!   lines are dropped and an SDES-keyed `RTP/SAVP` goes on as `RTP/AVP`, so the other phone
@@ -286,6 +288,12 @@ fn anchor_srtp(
 /// Whether an SDP body carries SDES keys (`a=crypto`) in a media section that is not rejected.
 pub fn has_keys(body: &[u8]) -> bool {
     Sdp::parse(body).is_ok_and(|sdp| sdp.media().any(|m| !m.is_rejected() && has_crypto(&m)))
+}
+
+/// Whether an SDP offers SRTP it cannot do without: an `RTP/SAVP(F)` m-line with SDES keys
+/// (best-effort SRTP puts `a=crypto` in an `RTP/AVP` m-line instead, and accepts plain RTP).
+pub fn has_mandatory_keys(body: &[u8]) -> bool {
+    Sdp::parse(body).is_ok_and(|sdp| sdp.media().any(|m| !m.is_rejected() && m.is_srtp() && has_crypto(&m)))
 }
 
 /// `body`, an offer [`anchor`] rewrote for the callee, as it goes to a branch whose phone is not

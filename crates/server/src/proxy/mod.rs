@@ -227,10 +227,17 @@ impl Proxy {
             media::Leg::B => 1,
         }];
         let refusable = offer && msg.method().is_some_and(|m| *m != Method::Ack);
-        if refusable && !sender_secure && media::has_keys(msg.body()) {
+        if refusable && !sender_secure && media::has_mandatory_keys(msg.body()) {
             debug!(call_id, "SDES keys offered over signalling without TLS: refused");
             let warning = format!("399 {domain} \"SRTP keys need TLS signalling\"");
             return Err(media::MediaFailure::InsecureKeys(warning));
+        }
+        if !sender_secure && let Some(plain) = media::without_keys(msg.body()) {
+            // Best-effort SRTP (`RTP/AVP` with `a=crypto`, what many softphones offer by
+            // default): the call goes on as plain RTP, which the offer allows.
+            debug!(call_id, "best-effort SDES keys without TLS: dropped, plain RTP");
+            let content_type = msg.content_type().unwrap_or("application/sdp").to_owned();
+            msg.set_body(bytes::Bytes::from(plain), Some(&content_type));
         }
         let body = media::anchor(ctl, policy, call_id, call_media, msg.body(), from, offer, domain)?;
         let content_type = msg.content_type().unwrap_or("application/sdp").to_owned();
