@@ -386,6 +386,12 @@ impl Metrics {
         );
         counter(
             o,
+            "switchboard_overload_rejected_total",
+            "New requests answered 503 + Retry-After because the receive queue stood.",
+            self.overload_rejected.load(Ordering::Relaxed),
+        );
+        counter(
+            o,
             "switchboard_hep_dropped_total",
             "Trace messages the HEP sender could not send.",
             g.hep_dropped,
@@ -444,6 +450,7 @@ mod tests {
         assert!(text.contains("switchboard_sip_requests_received_total{method=\"INVITE\"} 1\n"));
         assert!(text.contains("switchboard_sip_responses_sent_total{status=\"407\"} 2\n"));
         assert!(text.contains("switchboard_calls_total{disposition=\"busy\"} 1\n"));
+        assert!(text.contains("switchboard_overload_rejected_total 0\n"), "{text}");
         assert!(text.contains("switchboard_registrations 3\n"));
         assert!(text.contains("switchboard_store_commit_seconds_bucket{le=\"0.001\"} 1\n"));
         assert!(text.contains("switchboard_store_commit_seconds_bucket{le=\"0.0005\"} 0\n"));
