@@ -18,8 +18,8 @@
 //!   connection died with the node): 480 until the phone registers again, which it does on
 //!   another node when its connection fails.
 //! - **The location index is a cache.** Every node keeps the bindings in memory for lookups.
-//!   A write publishes the AOR on the store's change feed; the other nodes read that AOR's
-//!   bindings back and replace their copy, in milliseconds. If the feed is lost, the node
+//!   A write publishes the AOR and its new binding set on the store's change feed; the other
+//!   nodes replace their copy, in milliseconds. If the feed is lost, the node
 //!   resubscribes and reloads every AOR; it also reloads every [`RESYNC`]. Staleness bound: the
 //!   feed's delay while it is up, otherwise at most [`RESYNC`] plus the reconnect delay.
 //! - **Nonces.** Every node signs nonces with the shared secret and tags them with its own node
@@ -283,7 +283,11 @@ fn watch(shared: &Arc<Shared>, cluster: &dyn Cluster, me: &str, stopping: &Atomi
             if !known {
                 refresh_nodes(shared, cluster);
             }
-            match cluster.bindings_of(&change.aor, unix_now()) {
+            let bindings = match change.bindings {
+                Some(set) => Ok(set),
+                None => cluster.bindings_of(&change.aor, unix_now()),
+            };
+            match bindings {
                 Ok(bindings) => shared.with_engine(|e, _, _| {
                     if let Some(l) = e.location_mut() {
                         l.set(&change.aor, bindings);

@@ -19,11 +19,14 @@ pub struct NodeInfo {
     pub sip: String,
 }
 
-/// One AOR's bindings changed: which node wrote them, and the AOR.
+/// One AOR's bindings changed: which node wrote them, the AOR, and (when the feed carries it)
+/// the AOR's whole binding set as written, unexpired ones only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocationChange {
     pub node: String,
     pub aor: String,
+    /// `None`: read the AOR back ([`Cluster::bindings_of`]).
+    pub bindings: Option<Vec<Binding>>,
 }
 
 /// Shared platform state. Implementations are safe to share between threads; every call may

@@ -337,10 +337,12 @@ fn wait_subscribed(keys: &Keys, watchers: i64) {
     }
 }
 
-fn change(node: &str, aor: &str) -> LocationChange {
+/// A change as the feed delivers it: the writer, the AOR and its set as written.
+fn change(node: &str, aor: &str, bindings: Vec<Binding>) -> LocationChange {
     LocationChange {
         node: node.into(),
         aor: aor.into(),
+        bindings: Some(bindings),
     }
 }
 
@@ -378,12 +380,12 @@ fn watch_sees_the_changes_of_every_node_and_stops_promptly() {
     assert_eq!(
         seen,
         [
-            change("node-b", "1@x"),
-            change("node-b", "3@x"),
-            change("node-b", "2@x"),
-            change("node-a", "4@x"),
+            change("node-b", "1@x", vec![binding("1@x", "sip:1@h", t + 60)]),
+            change("node-b", "3@x", vec![]),
+            change("node-b", "2@x", vec![binding("2@x", "sip:2@h2", t + 60)]),
+            change("node-a", "4@x", vec![]),
         ],
-        "one change per AOR of a batch"
+        "one change per AOR of a batch, with the set as written"
     );
     assert_eq!(
         b.bindings_of("2@x", t).expect("bindings_of")[0].contact,
