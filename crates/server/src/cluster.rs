@@ -12,6 +12,9 @@
 //!   phone's own flow without asking for credentials again, and Record-Routes, so the dialog's
 //!   later requests take the same two hops. The first node anchors the media and writes the
 //!   call record; the holding node does neither.
+//! - **Trust between nodes.** The other live nodes' addresses pass the per-source flood limit
+//!   and the ban list (`crate::guard`): all their phones' calls to this node's phones come from
+//!   that one address.
 //! - **A node gone.** Nodes announce themselves every second with a 3 s time-to-live. A binding
 //!   held by a node that is not announced any more is reached directly when it is UDP (its
 //!   Contact, or its source address behind NAT), and not at all when it is TCP/TLS (the
@@ -231,6 +234,7 @@ fn refresh_nodes(shared: &Shared, cluster: &dyn Cluster) {
                 .into_iter()
                 .filter_map(|n| Some((n.id, parse_hop_address(&n.sip)?)))
                 .collect();
+            shared.guard.set_peers(table.values().map(SocketAddr::ip).collect());
             shared.with_engine(|e, _, _| e.set_cluster_nodes(table));
         }
         Err(e) => tracing::warn!(error = %e, "cluster: could not list the nodes"),

@@ -9,6 +9,10 @@
 //! - [`agents`]: requests from known scanner User-Agents are dropped unanswered (after parsing).
 //!
 //! The checks run on the receive threads before the engine lock, most of them before parsing.
+//!
+//! The other nodes of a platform (see `crate::cluster`) pass unchecked: every call from their
+//! phones to this node's phones arrives from one address, the node's, and would soon exceed a
+//! per-source rate meant for one phone.
 
 pub mod agents;
 pub mod bans;
@@ -24,6 +28,9 @@ pub struct Guard {
     pub bans: bans::Bans,
     pub flood: flood::Flood,
     pub agents: agents::Agents,
+    /// The addresses of the platform's other live nodes (empty on a single server).
+    peers: parking_lot::RwLock<Vec<IpAddr>>,
+    has_peers: std::sync::atomic::AtomicBool,
 }
 
 /// What to do with a packet, decided before parsing.
@@ -41,11 +48,29 @@ impl Guard {
             bans: bans::Bans::new(settings),
             flood: flood::Flood::new(settings),
             agents: agents::Agents::new(&settings.blocked_user_agents),
+            peers: parking_lot::RwLock::new(Vec::new()),
+            has_peers: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The addresses of the platform's other live nodes, which pass unchecked.
+    pub fn set_peers(&self, mut peers: Vec<IpAddr>) {
+        peers.sort_unstable();
+        peers.dedup();
+        self.has_peers
+            .store(!peers.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        *self.peers.write() = peers;
+    }
+
+    fn is_peer(&self, source: IpAddr) -> bool {
+        self.has_peers.load(std::sync::atomic::Ordering::Relaxed) && self.peers.read().contains(&source)
     }
 
     /// The cheap checks on a packet's source, before it is parsed.
     pub fn admit(&self, source: IpAddr, now: Instant) -> Admit {
+        if self.is_peer(source) {
+            return Admit::Yes;
+        }
         if self.bans.is_banned(source, now) || !self.flood.take(source, now) {
             return Admit::Drop;
         }
@@ -127,6 +152,28 @@ fn prefix_eq(a: &[u8], b: &[u8], len: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_nodes_pass_the_per_source_limit() {
+        let settings = GuardSettings {
+            source_rate: 1,
+            source_burst: 1,
+            trusted_networks: Vec::new(),
+            ..GuardSettings::default()
+        };
+        let guard = Guard::new(&settings);
+        let (node, phone): (IpAddr, IpAddr) = ("10.0.0.2".parse().expect("ip"), "198.51.100.7".parse().expect("ip"));
+        let now = Instant::now();
+        assert_eq!(guard.admit(phone, now), Admit::Yes);
+        assert_eq!(guard.admit(phone, now), Admit::Drop, "one a second for a phone");
+        guard.set_peers(vec![node]);
+        for _ in 0..100 {
+            assert_eq!(guard.admit(node, now), Admit::Yes);
+        }
+        guard.set_peers(Vec::new());
+        assert_eq!(guard.admit(node, now), Admit::Yes, "its first packet as a stranger");
+        assert_eq!(guard.admit(node, now), Admit::Drop, "a node gone is a stranger again");
+    }
 
     #[test]
     fn cidr_matching() {
