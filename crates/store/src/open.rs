@@ -4,6 +4,12 @@
 //! an optional `prefix=` query parameter naming the key prefix (default `switchboard:`). Without
 //! a URL each kind lives in the embedded store in the data directory.
 //!
+//! Locations behind Redis Sentinel:
+//! `redis+sentinel://[user:password@]host1[:port],host2[:port],…/MASTER_NAME[/DB][?prefix=P]`:
+//! the sentinels (port 26379 when none is given), the name they monitor the master under, the
+//! database (0 when none is given). The user and password are the master's; the sentinels are
+//! asked without credentials.
+//!
 //! The rest of the program holds the stores as trait objects, so nothing else changes with the
 //! backend.
 
@@ -74,7 +80,7 @@ impl Backend {
                 }))
             }
             "postgres" | "postgresql" => Ok(Backend::Postgres(url.to_owned())),
-            "redis" | "rediss" | "redis+unix" | "unix" => {
+            "redis" | "rediss" | "redis+unix" | "unix" | "redis+sentinel" => {
                 let (url, prefix) = split_prefix(url);
                 Ok(Backend::Redis { url, prefix })
             }
@@ -221,6 +227,18 @@ mod tests {
                 prefix: "a:".into()
             })
         );
+        assert_eq!(
+            Backend::parse(Some("redis+sentinel://u:pw@s1:26379,s2/mymaster/3?prefix=p:"), dir).ok(),
+            Some(Backend::Redis {
+                url: "redis+sentinel://u:pw@s1:26379,s2/mymaster/3".into(),
+                prefix: "p:".into()
+            })
+        );
+        assert_eq!(
+            redact("redis+sentinel://u:pw@s1:26379,s2/mymaster/3"),
+            "redis+sentinel://u:***@s1:26379,s2/mymaster/3"
+        );
+        assert_eq!(redact("redis+sentinel://:pw@s1,s2/m"), "redis+sentinel://:***@s1,s2/m");
         assert!(matches!(
             Backend::parse(Some("postgresql://u@h/db"), dir),
             Ok(Backend::Postgres(_))

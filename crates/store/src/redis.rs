@@ -24,6 +24,21 @@
 //! idle connection closed, e.g. by Redis's `timeout` or a restart, retries once on a new one:
 //! every call here can be repeated, a repeated write at worst publishing its change twice).
 //!
+//! ## Sentinel
+//!
+//! `redis+sentinel://[user:password@]host1[:port],host2[:port],…/MASTER_NAME[/DB][?prefix=P]`
+//! names the sentinels (port 26379 when none is given) and the name they monitor the master
+//! under. Every connection, the first one and each reconnection (the shared one, each batch
+//! writer's, each `watch`'s), asks the sentinels in turn `SENTINEL get-master-addr-by-name`,
+//! connects to the address the first one that knows the name gives, and checks with `ROLE` that
+//! it is a master (a sentinel that has not yet seen a failover names the demoted one: the next
+//! sentinel is asked). A connection that fails is dropped, as above, and so is one whose write
+//! the old master refuses once demoted (`READONLY`): the next call reconnects, through the
+//! sentinels, to the new master. The user and password (and the database) are the
+//! master's; the sentinels are asked without credentials. The sentinel connections have the same
+//! 2 s timeouts; the `redis` crate's own sentinel client is not used because it connects
+//! without any.
+//!
 //! ## Durability
 //!
 //! Redis acknowledges a write once it is in memory: "the 200 is sent only once the binding is
@@ -38,20 +53,20 @@
 //!
 //! Redis Cluster: the key scans (`SCAN` is per shard), the multi-key `MGET` and the transaction
 //! across several AORs would need per-slot routing that the synchronous cluster client does not
-//! do for us; use a single primary (with replicas). Sentinel: the client supports it, but the
-//! store URLs have no syntax for a set of sentinels and a master name, so it is left out; point
-//! the URL at the primary (or at a proxy that follows failovers). TLS (`rediss://`) is refused
-//! with an error: the `redis` crate's `tls-rustls` feature needs rustls with a crypto provider
-//! chosen, and without one in this crate's dependencies it panics on connect.
+//! do for us; use a single primary (with replicas), directly or through Sentinel. Sentinels that
+//! themselves require a password (`requirepass` in the sentinel configuration). TLS
+//! (`rediss://`) is refused with an error: the `redis` crate's `tls-rustls` feature needs rustls
+//! with a crypto provider chosen, and without one in this crate's dependencies it panics on
+//! connect.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::io::tcp::{TcpSettings, socket2::TcpKeepalive};
-use redis::{Client, Connection, IntoConnectionInfo, RedisError, RedisResult};
+use redis::{Client, Connection, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::{Cluster, LocationChange, NodeInfo};
@@ -65,6 +80,8 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 const WATCH_POLL: Duration = Duration::from_millis(400);
 /// Keys asked per `SCAN` step (and so, about, per `MGET`).
 const SCAN_COUNT: usize = 1000;
+/// A sentinel's port when its address has none.
+const SENTINEL_PORT: u16 = 26379;
 
 /// The location store and cluster state on one Redis server.
 pub struct RedisLocations {
@@ -72,10 +89,19 @@ pub struct RedisLocations {
     names: Names,
 }
 
+/// Where the connections go.
+#[derive(Clone)]
+enum Target {
+    /// One server.
+    Server(Client),
+    /// The master the sentinels name at the time.
+    Sentinel(Arc<Sentinels>),
+}
+
 /// What every connection needs to know: where, and the key names.
 #[derive(Clone)]
 struct Names {
-    client: Client,
+    target: Target,
     /// The URL with its password hidden, for messages.
     url: String,
     prefix: String,
@@ -113,14 +139,148 @@ impl Names {
         StoreError::Backend(format!("redis {}: {e}", self.url))
     }
 
-    /// A new connection with the timeouts set.
+    /// A new connection with the timeouts set (through the sentinels: to the current master).
     fn open(&self) -> Result<Connection, StoreError> {
-        let conn = self
-            .client
-            .get_connection_with_timeout(TIMEOUT)
-            .map_err(|e| self.error(e))?;
-        conn.set_read_timeout(Some(TIMEOUT)).map_err(|e| self.error(e))?;
-        conn.set_write_timeout(Some(TIMEOUT)).map_err(|e| self.error(e))?;
+        match &self.target {
+            Target::Server(client) => timed(client).map_err(|e| self.error(e)),
+            Target::Sentinel(sentinels) => sentinels.open_master().map_err(|e| self.error(e)),
+        }
+    }
+}
+
+/// A new connection to `client`'s server with the connect, read and write timeouts.
+fn timed(client: &Client) -> RedisResult<Connection> {
+    let conn = client.get_connection_with_timeout(TIMEOUT)?;
+    conn.set_read_timeout(Some(TIMEOUT))?;
+    conn.set_write_timeout(Some(TIMEOUT))?;
+    Ok(conn)
+}
+
+/// The sentinels of a `redis+sentinel://` URL and how to reach the master they name.
+struct Sentinels {
+    /// Each sentinel's `host:port`, for messages, and its client.
+    sentinels: Vec<(String, Client)>,
+    /// The name the sentinels monitor the master under.
+    master: String,
+    /// The URL's `user:password@` as written (percent-encoded), or empty.
+    userinfo: String,
+    db: i64,
+    tcp: TcpSettings,
+}
+
+impl Sentinels {
+    /// Parses `redis+sentinel://[user:password@]host[:port],…/MASTER_NAME[/DB]` (the `prefix=`
+    /// parameter already taken off). The message of an error holds no password.
+    fn parse(url: &str, tcp: &TcpSettings) -> Result<Sentinels, String> {
+        let rest = url.split_once("://").map_or("", |(_, r)| r);
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if !query.is_empty() {
+            return Err("a sentinel URL takes no query parameter but prefix=".into());
+        }
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((user, hosts)) => (format!("{user}@"), hosts),
+            None => (String::new(), authority),
+        };
+        let mut sentinels = Vec::new();
+        for host in hosts.split(',').map(str::trim) {
+            if host.is_empty() {
+                return Err(
+                    "expected redis+sentinel://host[:port],…/MASTER_NAME[/DB]: a sentinel address is empty".into(),
+                );
+            }
+            let has_port = match host.strip_prefix('[') {
+                Some(v6) => v6.contains("]:"),
+                None => host.contains(':'),
+            };
+            let addr = if has_port {
+                host.to_owned()
+            } else {
+                format!("{host}:{SENTINEL_PORT}")
+            };
+            let info = format!("redis://{addr}/")
+                .into_connection_info()
+                .map_err(|e| format!("sentinel {addr}: {e}"))?;
+            let client =
+                Client::open(info.set_tcp_settings(tcp.clone())).map_err(|e| format!("sentinel {addr}: {e}"))?;
+            sentinels.push((addr, client));
+        }
+        let mut segments = path.split('/');
+        let master = segments.next().unwrap_or_default();
+        if master.is_empty() {
+            return Err("expected redis+sentinel://host[:port],…/MASTER_NAME[/DB]: no master name".into());
+        }
+        let db = match segments.next() {
+            None | Some("") => 0,
+            Some(db) => db.parse::<i64>().map_err(|_| format!("{db}: not a database number"))?,
+        };
+        if segments.any(|s| !s.is_empty()) {
+            return Err("expected redis+sentinel://host[:port],…/MASTER_NAME[/DB]: too many path segments".into());
+        }
+        let sentinels = Sentinels {
+            sentinels,
+            master: master.to_owned(),
+            userinfo,
+            db,
+            tcp: tcp.clone(),
+        };
+        // The credentials and database, checked now rather than at the first connection.
+        sentinels.master_info("127.0.0.1", SENTINEL_PORT)?;
+        Ok(sentinels)
+    }
+
+    /// How to connect to the master at `host:port`.
+    fn master_info(&self, host: &str, port: u16) -> Result<ConnectionInfo, String> {
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        let info = format!("redis://{}{host}:{port}/{}", self.userinfo, self.db)
+            .into_connection_info()
+            .map_err(|e| format!("master {host}:{port}: {e}"))?;
+        Ok(info.set_tcp_settings(self.tcp.clone()))
+    }
+
+    /// A connection to the current master: the first sentinel that names one that answers as
+    /// a master wins; otherwise every sentinel's failure, in the error.
+    fn open_master(&self) -> Result<Connection, String> {
+        let mut failures = Vec::with_capacity(self.sentinels.len());
+        for (addr, sentinel) in &self.sentinels {
+            match self.ask(sentinel) {
+                Ok(conn) => return Ok(conn),
+                Err(e) => failures.push(format!("sentinel {addr}: {e}")),
+            }
+        }
+        Err(format!(
+            "no sentinel gave a master named {}: {}",
+            self.master,
+            failures.join("; ")
+        ))
+    }
+
+    /// Asks one sentinel for the master's address and connects to it.
+    fn ask(&self, sentinel: &Client) -> Result<Connection, String> {
+        let mut conn = timed(sentinel).map_err(|e| e.to_string())?;
+        let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(&self.master)
+            .query(&mut conn)
+            .map_err(|e| e.to_string())?;
+        drop(conn);
+        let Some((host, port)) = addr else {
+            return Err(format!("monitors no master named {}", self.master));
+        };
+        let info = self.master_info(&host, port)?;
+        let mut conn = Client::open(info)
+            .and_then(|c| timed(&c))
+            .map_err(|e| format!("master {host}:{port}: {e}"))?;
+        let role: Role = redis::cmd("ROLE")
+            .query(&mut conn)
+            .map_err(|e| format!("master {host}:{port}: {e}"))?;
+        if !matches!(role, Role::Primary { .. }) {
+            return Err(format!("master {host}:{port} is not a master (a failover under way?)"));
+        }
         Ok(conn)
     }
 }
@@ -332,14 +492,12 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 }
 
 impl RedisLocations {
-    /// Connects to `url` (`redis://[user:password@]host:port/db`, `redis+unix:///path`) and
-    /// checks that the server answers; every key starts with `prefix`; changes are published as
-    /// written by `node_id`.
+    /// Connects to `url` (`redis://[user:password@]host:port/db`, `redis+unix:///path`,
+    /// `redis+sentinel://[user:password@]host:port,…/MASTER_NAME[/DB]`) and checks that the
+    /// server answers; every key starts with `prefix`; changes are published as written by
+    /// `node_id`.
     pub fn connect(url: &str, prefix: &str, node_id: &str) -> Result<RedisLocations, StoreError> {
         let shown = redact(url);
-        let info = url
-            .into_connection_info()
-            .map_err(|e| StoreError::Invalid(format!("{shown}: {e}")))?;
         let tcp = TcpSettings::default()
             .set_nodelay(true)
             .set_keepalive(
@@ -349,10 +507,18 @@ impl RedisLocations {
                     .with_retries(3),
             )
             .set_user_timeout(Duration::from_secs(10));
-        let client =
-            Client::open(info.set_tcp_settings(tcp)).map_err(|e| StoreError::Invalid(format!("{shown}: {e}")))?;
+        let invalid = |e: &dyn std::fmt::Display| StoreError::Invalid(format!("{shown}: {e}"));
+        let sentinel = url
+            .split_once("://")
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("redis+sentinel"));
+        let target = if sentinel {
+            Target::Sentinel(Arc::new(Sentinels::parse(url, &tcp).map_err(|e| invalid(&e))?))
+        } else {
+            let info = url.into_connection_info().map_err(|e| invalid(&e))?;
+            Target::Server(Client::open(info.set_tcp_settings(tcp)).map_err(|e| invalid(&e))?)
+        };
         let names = Names {
-            client,
+            target,
             url: shown,
             prefix: prefix.to_owned(),
             node: node_id.to_owned(),

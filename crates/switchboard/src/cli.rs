@@ -214,7 +214,7 @@ pub struct ServeArgs {
     /// Do not anchor media: SDP passes through untouched and RTP flows phone to phone.
     #[arg(long)]
     pub no_media: bool,
-    /// Where registrations live (default: sqlite in --data-dir; redis://...).
+    /// Where registrations live (default: sqlite in --data-dir; redis://..., redis+sentinel://...).
     #[arg(long, value_name = "URL")]
     pub store_locations: Option<String>,
     /// Where call records go (default: sqlite in --data-dir; postgres://...).
