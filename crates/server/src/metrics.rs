@@ -184,6 +184,11 @@ impl Metrics {
         self.received.count(m);
     }
 
+    /// A request counted by its method alone (one answered without a parse).
+    pub fn received_method(&self, method: &sip::Method) {
+        self.received.requests[method_index(method)].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn sent(&self, m: &Message) {
         self.sent.count(m);
     }

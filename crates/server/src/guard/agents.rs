@@ -33,9 +33,14 @@ impl Agents {
         if self.needles.is_empty() || !m.is_request() {
             return false;
         }
-        let Some(ua) = m.header("User-Agent") else {
+        m.header("User-Agent").is_some_and(|ua| self.blocks_agent(ua))
+    }
+
+    /// Whether a User-Agent value is blocked; counts it when it is.
+    pub fn blocks_agent(&self, ua: &str) -> bool {
+        if self.needles.is_empty() {
             return false;
-        };
+        }
         let ua = ua.to_ascii_lowercase();
         let hit = self.needles.iter().any(|n| ua.contains(n.as_str()));
         if hit {

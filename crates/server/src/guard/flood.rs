@@ -7,7 +7,8 @@
 //! `overload_queue_delay` ([`OverloadDetector`]), the server is behind, and
 //! every new request it admits makes the queue longer, the phones retransmit, and the
 //! retransmissions fill the queue further (the spiral Kamailio falls into). Shedding the *first*
-//! request of each new transaction with a stateless 503 + Retry-After costs a parse and a send;
+//! request of each new transaction with a stateless 503 + Retry-After costs a scan of the raw
+//! header lines and a send (`shed::quick`; a parse only when the scan is unsure);
 //! the flows already admitted (a REGISTER with credentials, retransmissions, ACK, in-dialog
 //! requests, responses) go on, so goodput stays at capacity. CoDel-style: the queue's sojourn
 //! time, not its length, says whether the server keeps up.

@@ -7,6 +7,7 @@
 //!   the receive queue backs up, new out-of-dialog requests get 503 + Retry-After instead of
 //!   work, so the requests already admitted finish and goodput holds at capacity.
 //! - [`agents`]: requests from known scanner User-Agents are dropped unanswered (after parsing).
+//! - [`shed`]: the overload 503 written from the raw datagram, without a parse.
 //!
 //! The checks run on the receive threads before the engine lock, most of them before parsing.
 //!
@@ -17,6 +18,7 @@
 pub mod agents;
 pub mod bans;
 pub mod flood;
+pub mod shed;
 
 use std::net::IpAddr;
 use std::time::Instant;

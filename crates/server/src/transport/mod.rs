@@ -315,6 +315,22 @@ impl Shared {
         }
     }
 
+    /// Sends a 503 [`crate::guard::shed::quick`] wrote from the raw request (overload, no
+    /// parse). Counted like [`Shared::shed`]; not traced: under a flood the trace would hold
+    /// nothing but these.
+    pub fn shed_raw(&self, response: Vec<u8>, method: &sip::Method, source: SocketAddr, conn: u64) {
+        self.metrics.received_method(method);
+        self.metrics.overload_rejected.fetch_add(1, Ordering::Relaxed);
+        self.metrics.sent_status(503);
+        let Some(sock) = self.udp.get(conn as usize).or_else(|| self.udp.first()) else {
+            return;
+        };
+        if let Err(e) = sock.send_to(&response, source) {
+            debug!(error = %e, to = %source, "udp send failed");
+            self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Answers a request with 503 + Retry-After without taking it in: the server is overloaded
     /// (see `guard::flood`). Stateless: a retransmission gets another 503.
     pub fn shed(&self, request: &Message, raw: &Bytes, transport: Transport, source: SocketAddr, conn: u64) {

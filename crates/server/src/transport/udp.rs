@@ -81,6 +81,17 @@ fn receive_loop(shared: &Shared, index: usize) {
         if shared.guard.admit(source.ip(), now) == crate::guard::Admit::Drop {
             continue;
         }
+        if shed {
+            use crate::guard::shed::{Quick, quick};
+            match quick(&scratch[..n], &shared.guard.agents, shared.guard.flood.retry_after) {
+                Quick::Answer(response, method) => {
+                    shared.shed_raw(response, &method, source, index as u64);
+                    continue;
+                }
+                Quick::Drop => continue,
+                Quick::Unsure => {}
+            }
+        }
         let data = Bytes::copy_from_slice(&scratch[..n]);
         if data.iter().all(|&b| b == b'\r' || b == b'\n' || b == 0) {
             continue; // keep-alive
