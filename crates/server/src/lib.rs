@@ -52,10 +52,10 @@ pub struct Listening {
     pub tls: Vec<SocketAddr>,
 }
 
-/// One receive thread per core but one: the engine lock, the group committer and the timer
-/// task need a core too. On 2 cores a second receive thread made REGISTER+auth slower (more
-/// lock-holder preemption): 25k/s offered gave 17.9k/s with two and 19.2k/s with one, at less
-/// CPU (`bench/register.sh`).
+/// One socket (a receive thread and a worker, `transport::udp`) per core but one: the engine
+/// lock, the group committer and the timer task need a core too. On 2 cores a second socket
+/// made REGISTER+auth slower (more lock-holder preemption): 25k/s offered gave 17.9k/s with two
+/// and 19.2k/s with one, at less CPU (`bench/register.sh`, before the receive/worker split).
 fn sockets_per_address(config: &ServerConfig) -> usize {
     match config.udp_sockets_per_address {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),

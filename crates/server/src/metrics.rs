@@ -133,6 +133,8 @@ pub struct Metrics {
     pub trace_recorded: AtomicU64,
     /// Requests answered 503 because the server was overloaded.
     pub overload_rejected: AtomicU64,
+    /// Datagrams dropped because a UDP worker's queue was full.
+    pub overload_dropped: AtomicU64,
 }
 
 /// Values read from their owners at scrape time.
@@ -394,6 +396,12 @@ impl Metrics {
             "switchboard_overload_rejected_total",
             "New requests answered 503 + Retry-After because the receive queue stood.",
             self.overload_rejected.load(Ordering::Relaxed),
+        );
+        counter(
+            o,
+            "switchboard_overload_dropped_total",
+            "UDP datagrams dropped because the worker's queue was full.",
+            self.overload_dropped.load(Ordering::Relaxed),
         );
         counter(
             o,

@@ -7,8 +7,9 @@
 //! `overload_queue_delay` ([`OverloadDetector`]), the server is behind, and
 //! every new request it admits makes the queue longer, the phones retransmit, and the
 //! retransmissions fill the queue further (the spiral Kamailio falls into). Shedding the *first*
-//! request of each new transaction with a stateless 503 + Retry-After costs a scan of the raw
-//! header lines and a send (`shed::quick`; a parse only when the scan is unsure);
+//! request of each new transaction with a stateless 503 + Retry-After costs a parse and a send
+//! in the worker, or, while the worker is behind, only a scan of the raw header lines and a send
+//! in the receive thread (`shed::quick`, `transport::udp`);
 //! the flows already admitted (a REGISTER with credentials, retransmissions, ACK, in-dialog
 //! requests, responses) go on, so goodput stays at capacity. CoDel-style: the queue's sojourn
 //! time, not its length, says whether the server keeps up.
@@ -140,6 +141,11 @@ impl OverloadDetector {
             min_in_interval: Duration::MAX,
             overloaded: false,
         }
+    }
+
+    /// Whether the queue stood over the last interval.
+    pub fn is_overloaded(&self) -> bool {
+        self.overloaded
     }
 
     /// A packet that waited `waited`, dequeued at `now`: whether new work should be shed now.

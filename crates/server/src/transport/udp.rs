@@ -1,8 +1,21 @@
 //! UDP: one socket per core on each listen address with SO_REUSEPORT, so the kernel spreads
-//! phones over the sockets, and one OS thread per socket doing blocking receives (RFC 3261
-//! §18.1/§18.2 over an unreliable transport). Blocking threads, as Kamailio's UDP workers do,
-//! because an async task pays a wake-up and a context switch for nearly every datagram at the
-//! rates a registrar sees; the engine work per datagram is short and never waits.
+//! phones over the sockets (RFC 3261 §18.1/§18.2 over an unreliable transport). Each socket has a
+//! pipeline of two blocking OS threads, as Kamailio's UDP workers are threads rather than async
+//! tasks (an async task pays a wake-up and a context switch for nearly every datagram at the
+//! rates a registrar sees):
+//!
+//! - the **receive** thread (`sip-udp-N`) takes datagrams off the socket, applies the bans and
+//!   the per-source flood limit, and, while the worker is overloaded and behind, answers new
+//!   requests with a 503 written from the raw bytes (`guard::shed`); everything else it copies
+//!   and queues for the worker;
+//! - the **worker** (`sip-work-N`) parses, runs the overload detector on each datagram's whole
+//!   wait (kernel stamp to now), and hands the message to the engine.
+//!
+//! With one thread doing both, at two to three times capacity the parse and engine work left no
+//! time to read the socket: the kernel dropped datagrams of flows already admitted, their phones
+//! retransmitted, and goodput fell to 13k/s at 60k offered. With the receive thread free to drain
+//! the socket and turn new work away cheaply, the same load keeps 21.7k/s with no
+//! retransmission (`bench/register.sh`).
 //!
 //! Each socket receives into one reusable 64 KiB scratch buffer; a datagram is then copied into an
 //! allocation of exactly its size. That copy is the one per-packet allocation that cannot be
@@ -56,15 +69,25 @@ pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> 
 pub fn spawn(shared: Arc<Shared>, index: usize) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("sip-udp-{index}"))
-        .spawn(move || receive_loop(&shared, index))
+        .spawn(move || receive_loop(shared, index))
 }
 
-fn receive_loop(shared: &Shared, index: usize) {
+fn receive_loop(shared: Arc<Shared>, index: usize) {
     let Some(sock) = shared.udp.get(index).cloned() else {
         return;
     };
     let mut scratch = vec![0u8; shared.limits.max_message_size.max(65_535) + 1];
-    let mut overload = shared.guard.flood.detector();
+    let stage = Arc::new(Stage::default());
+    let (work, queue) = std::sync::mpsc::sync_channel(WORK_QUEUE);
+    let worker = {
+        let (shared, stage) = (shared.clone(), stage.clone());
+        std::thread::Builder::new()
+            .name(format!("sip-work-{index}"))
+            .spawn(move || work_loop(&shared, index, queue, &stage))
+    };
+    let Ok(worker) = worker else {
+        return;
+    };
     while !shared.stopping.load(Ordering::Relaxed) {
         let (n, source, arrived) = match stamp::recv_from(&sock, &mut scratch) {
             Ok(r) => r,
@@ -76,12 +99,10 @@ fn receive_loop(shared: &Shared, index: usize) {
             }
         };
         let now = std::time::Instant::now();
-        // Every packet feeds the overload detector, dropped ones too: they waited in the queue.
-        let shed = overload.on_packet(now, stamp::waited(arrived));
         if shared.guard.admit(source.ip(), now) == crate::guard::Admit::Drop {
             continue;
         }
-        if shed {
+        if stage.shedding() {
             use crate::guard::shed::{Quick, quick};
             match quick(&scratch[..n], &shared.guard.agents, shared.guard.flood.retry_after) {
                 Quick::Answer(response, method) => {
@@ -96,6 +117,56 @@ fn receive_loop(shared: &Shared, index: usize) {
         if data.iter().all(|&b| b == b'\r' || b == b'\n' || b == 0) {
             continue; // keep-alive
         }
+        stage.pending.fetch_add(1, Ordering::Relaxed);
+        if work.try_send((data, source, arrived)).is_err() {
+            // The worker is that far behind: as good as a full socket buffer.
+            stage.pending.fetch_sub(1, Ordering::Relaxed);
+            shared.metrics.overload_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    drop(work);
+    let _ = worker.join();
+}
+
+/// Datagrams the worker may have queued; past it the receive thread drops (counted in
+/// `switchboard_overload_dropped_total`).
+const WORK_QUEUE: usize = 16_384;
+
+/// Datagrams waiting for the worker past which, while it is overloaded, the receive thread turns
+/// new requests away itself (about 25 ms of the worker's work): below it the worker's own
+/// detector decides per datagram, as it always did.
+const SHED_BACKLOG: usize = 1_000;
+
+/// What the two stages of a socket's pipeline tell each other.
+#[derive(Default)]
+struct Stage {
+    /// The worker's overload detector says the queue stands.
+    overloaded: std::sync::atomic::AtomicBool,
+    /// Datagrams queued for the worker.
+    pending: std::sync::atomic::AtomicUsize,
+}
+
+impl Stage {
+    /// Whether the receive thread should turn new requests away now.
+    fn shedding(&self) -> bool {
+        self.overloaded.load(Ordering::Relaxed) && self.pending.load(Ordering::Relaxed) > SHED_BACKLOG
+    }
+}
+
+/// The second stage of a socket's pipeline: parse, the engine, the answer.
+fn work_loop(
+    shared: &Shared,
+    index: usize,
+    queue: std::sync::mpsc::Receiver<(Bytes, SocketAddr, Option<Duration>)>,
+    stage: &Stage,
+) {
+    let mut overload = shared.guard.flood.detector();
+    while let Ok((data, source, arrived)) = queue.recv() {
+        stage.pending.fetch_sub(1, Ordering::Relaxed);
+        // The wait that counts is from the kernel's arrival stamp to now: the socket's queue
+        // and the worker's together.
+        let shed = overload.on_packet(std::time::Instant::now(), stamp::waited(arrived));
+        stage.overloaded.store(overload.is_overloaded(), Ordering::Relaxed);
         let parsed = Message::parse_with(data.clone(), Framing::Datagram, &shared.limits);
         if shed
             && let Ok(m) = &parsed
