@@ -19,7 +19,7 @@ RUN=$(mktemp -d -t mediabench.XXXXXX)
 PID=""
 trap '[ -n "$PID" ] && kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$RUN"' EXIT
 cc -O2 -o "$RUN/rtpblast" "$RTPE/rtpblast.c"
-cpu_ns() { local t=0 f v; for f in /proc/$1/task/*/schedstat; do v=$(awk '{print $1}' "$f" 2>/dev/null) && t=$((t + ${v:-0})); done; echo $t; }
+. "$HERE/lib.sh" # cpu_ns
 for u in 1000 1001; do "$SB" user add $u --password pw$u --domain $IP --data-dir "$RUN/sb" >/dev/null; done
 "$SB" serve --sip-listen $IP:$PORT --domain $IP --data-dir "$RUN/sb" --http-listen $IP:18081 \
   --media-address $IP --rtp-ports 30000-39999 --media-timeout 600 --max-calls-per-user 0 >"$RUN/server.log" 2>&1 &

@@ -34,32 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cpu_ns() {
-  local t=0 f v p
-  for p in "$@"; do
-    for f in /proc/$p/task/*/schedstat; do
-      v=$(awk '{print $1}' "$f" 2>/dev/null) && t=$((t + ${v:-0}))
-    done
-  done
-  echo "$t"
-}
-
-wait_options() {
-  python3 - "$IP" "$PORT" <<'PY'
-import socket, sys, time
-ip, port = sys.argv[1], int(sys.argv[2])
-for _ in range(100):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.2); s.bind((ip, 0))
-    m = (f"OPTIONS sip:{ip}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:{s.getsockname()[1]};branch=z9hG4bKprobe\r\n"
-         f"Max-Forwards: 70\r\nFrom: <sip:probe@{ip}>;tag=1\r\nTo: <sip:{ip}>\r\nCall-ID: probe@{ip}\r\n"
-         f"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
-    try:
-        s.sendto(m.encode(), (ip, port)); s.recvfrom(65535); sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(1)
-PY
-}
+# cpu_ns, wait_options
+. "$HERE/lib.sh"
 
 start_switchboard() {
   for u in $(seq 1000 1999); do
@@ -68,7 +44,7 @@ start_switchboard() {
   "$SB" serve --sip-listen "$IP:$PORT" --domain "$IP" --data-dir "$RUN/sb" --http-listen "$IP:18080" ${SB_ARGS:-} \
     >"$RUN/server.log" 2>&1 &
   PID=$!
-  wait_options
+  wait_options "$IP" "$PORT"
   PIDS=("$PID")
 }
 
@@ -91,7 +67,7 @@ PY
     -A "DBURL=\"text://$RUN/db\"" -A "CTLSOCK=\"unix:$RUN/kamailio_ctl\"" -A "CHILDREN=4" -A "LISTEN_IP=$IP" \
     >"$RUN/server.log" 2>&1 &
   PID=$!
-  wait_options
+  wait_options "$IP" "$PORT"
   mapfile -t PIDS < <(echo "$PID"; ps -o pid= --ppid "$PID" | tr -d ' ')
 }
 

@@ -3,97 +3,17 @@
 //! announcements, the shared secret, and connections that fail or are cut. Every test works
 //! under a prefix of its own and deletes its keys at the end.
 
+mod redis_support;
 mod services;
 
 use std::io::{Read, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use redis_support::{Keys, binding, now, raw, wait_subscribed};
 use store::{Binding, Cluster, GroupCommitter, LocationChange, LocationStore, NodeInfo, RedisLocations, Write};
-
-/// A prefix of the test's own; its keys are deleted when it goes.
-struct Keys {
-    url: String,
-    prefix: String,
-}
-
-impl Keys {
-    fn new(url: &str) -> Keys {
-        Keys::with_tail(url, "")
-    }
-
-    fn with_tail(url: &str, tail: &str) -> Keys {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        Keys {
-            url: url.to_owned(),
-            prefix: format!("sbtest:{}:{n}:{tail}", std::process::id()),
-        }
-    }
-
-    fn connect(&self, node: &str) -> RedisLocations {
-        RedisLocations::connect(&self.url, &self.prefix, node).expect("connect")
-    }
-
-    /// The prefix as a `SCAN MATCH` pattern for every key under it.
-    fn pattern(&self) -> String {
-        let mut p: String = self
-            .prefix
-            .chars()
-            .flat_map(|c| {
-                let escape = matches!(c, '*' | '?' | '[' | ']' | '\\').then_some('\\');
-                escape.into_iter().chain([c])
-            })
-            .collect();
-        p.push('*');
-        p
-    }
-
-    fn keys(&self) -> Vec<String> {
-        let mut conn = raw(&self.url);
-        let mut keys: Vec<String> = redis::cmd("KEYS").arg(self.pattern()).query(&mut conn).expect("KEYS");
-        keys.sort();
-        keys
-    }
-}
-
-impl Drop for Keys {
-    fn drop(&mut self) {
-        let keys = self.keys();
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(&keys).exec(&mut raw(&self.url));
-        }
-    }
-}
-
-/// A plain connection, to look at what the store wrote.
-fn raw(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-        .expect("raw connection")
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn binding(aor: &str, contact: &str, expires_at: u64) -> Binding {
-    Binding {
-        aor: aor.into(),
-        contact: contact.into(),
-        expires_at,
-        q: 1000,
-        call_id: "c1".into(),
-        cseq: 1,
-        source: "udp:198.51.100.7:5060".into(),
-        conn: 0,
-        user_agent: None,
-        behind_nat: false,
-        node: String::new(),
-    }
-}
 
 #[test]
 fn replace_and_load_round_trip_every_field() {
@@ -313,28 +233,6 @@ fn group_commit_completes_every_write_once_stored() {
             .iter()
             .any(|b| b.aor == "999@example.com" && b.contact == "sip:999@10.0.0.1")
     );
-}
-
-/// Waits until `watchers` connections listen on the prefix's change channel.
-fn wait_subscribed(keys: &Keys, watchers: i64) {
-    let channel = format!("{}loc-changes", keys.prefix);
-    let mut conn = raw(&keys.url);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, count): (String, i64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&channel)
-            .query(&mut conn)
-            .expect("NUMSUB");
-        if count == watchers {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{count} watchers on {channel}, expected {watchers}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// A change as the feed delivers it: the writer, the AOR and its set as written.

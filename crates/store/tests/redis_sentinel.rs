@@ -3,6 +3,7 @@
 //! (`services::redis_url`) as `sbtest`. Every test works under a prefix of its own and deletes
 //! its keys at the end. Without `redis-server` on the path a test prints SKIP (fails in CI).
 
+mod redis_support;
 mod services;
 
 use std::net::TcpListener;
@@ -10,8 +11,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use redis_support::{Keys, binding, now, raw, wait_subscribed};
 use store::{Binding, Cluster, LocationChange, LocationStore, RedisLocations};
 
 const MASTER: &str = "sbtest";
@@ -114,83 +116,6 @@ fn start_sentinel(test: &str, redis_url: &str) -> Option<Sentinel> {
     }
 }
 
-/// A prefix of the test's own; its keys are deleted when it goes.
-struct Keys {
-    redis_url: String,
-    prefix: String,
-}
-
-impl Keys {
-    fn new(redis_url: &str) -> Keys {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        Keys {
-            redis_url: redis_url.to_owned(),
-            prefix: format!("sbtest:sentinel:{}:{n}:", std::process::id()),
-        }
-    }
-}
-
-impl Drop for Keys {
-    fn drop(&mut self) {
-        let mut conn = raw(&self.redis_url);
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query(&mut conn)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(&keys).exec(&mut conn);
-        }
-    }
-}
-
-fn raw(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-        .expect("raw connection")
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn binding(aor: &str, contact: &str, expires_at: u64) -> Binding {
-    Binding {
-        aor: aor.into(),
-        contact: contact.into(),
-        expires_at,
-        q: 1000,
-        call_id: "c1".into(),
-        cseq: 1,
-        source: "udp:198.51.100.7:5060".into(),
-        conn: 0,
-        user_agent: None,
-        behind_nat: false,
-        node: String::new(),
-    }
-}
-
-/// Waits until `watchers` connections listen on the prefix's change channel.
-fn wait_subscribed(keys: &Keys, watchers: i64) {
-    let channel = format!("{}loc-changes", keys.prefix);
-    let mut conn = raw(&keys.redis_url);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, count): (String, i64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&channel)
-            .query(&mut conn)
-            .expect("NUMSUB");
-        if count == watchers {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{count} watchers on {channel}, expected {watchers}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn locations_through_a_sentinel_write_read_and_watch() {
     let test = "locations_through_a_sentinel_write_read_and_watch";
@@ -200,7 +125,7 @@ fn locations_through_a_sentinel_write_read_and_watch() {
     let Some(sentinel) = start_sentinel(test, &redis_url) else {
         return;
     };
-    let keys = Keys::new(&redis_url);
+    let keys = Keys::with_tail(&redis_url, "sentinel:");
     // A sentinel that does not answer comes first: the next one is asked.
     let url = format!(
         "redis+sentinel://{}127.0.0.1:{},127.0.0.1:{}/{MASTER}",
