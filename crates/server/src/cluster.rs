@@ -214,7 +214,8 @@ pub async fn run(shared: Arc<Shared>, cluster: Arc<dyn Cluster>, me: NodeInfo, s
         .await;
         if last_resync.elapsed() >= RESYNC {
             last_resync = std::time::Instant::now();
-            resync(&shared, &me.id).await;
+            let (shared, me) = (shared.clone(), me.id.clone());
+            let _ = tokio::task::spawn_blocking(move || reload(&shared, &me)).await;
         }
         tokio::time::sleep(ANNOUNCE_EVERY).await;
     }
@@ -242,19 +243,17 @@ fn refresh_nodes(shared: &Shared, cluster: &dyn Cluster) {
 }
 
 /// Reloads every AOR from the store into the cache (see [`crate::registrar::Location::merge_shared`]).
-async fn resync(shared: &Arc<Shared>, me: &str) {
-    let Some(locations) = shared.stores.as_ref().map(|s| s.locations.clone()) else {
+fn reload(shared: &Shared, me: &str) {
+    let Some(stores) = shared.stores.as_ref() else {
         return;
     };
-    let now = unix_now();
-    match tokio::task::spawn_blocking(move || locations.load(now)).await {
-        Ok(Ok(bindings)) => shared.with_engine(|e, _, _| {
+    match stores.locations.load(unix_now()) {
+        Ok(bindings) => shared.with_engine(|e, _, _| {
             if let Some(l) = e.location_mut() {
                 l.merge_shared(bindings, me);
             }
         }),
-        Ok(Err(e)) => tracing::warn!(error = %e, "cluster: could not reload the location store"),
-        Err(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cluster: could not reload the location store"),
     }
 }
 
@@ -265,15 +264,7 @@ fn watch(shared: &Arc<Shared>, cluster: &dyn Cluster, me: &str, stopping: &Atomi
     while !stopping.load(Ordering::Relaxed) {
         if !first {
             std::thread::sleep(Duration::from_secs(1));
-            if let (Some(stores), now) = (shared.stores.as_ref(), unix_now())
-                && let Ok(bindings) = stores.locations.load(now)
-            {
-                shared.with_engine(|e, _, _| {
-                    if let Some(l) = e.location_mut() {
-                        l.merge_shared(bindings, me);
-                    }
-                });
-            }
+            reload(shared, me);
         }
         first = false;
         let result = cluster.watch(stopping, &mut |change| {

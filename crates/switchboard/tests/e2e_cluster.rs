@@ -13,6 +13,8 @@
 //! The test makes its own database and key prefix and removes them. Without baresip, Redis or
 //! PostgreSQL it prints SKIP, except in CI (`CI=true`) where it fails.
 
+#[path = "../../store/tests/redis_support/mod.rs"]
+mod redis_support;
 #[path = "../../store/tests/services/mod.rs"]
 mod services;
 mod support;
@@ -58,27 +60,6 @@ impl Drop for Database {
     fn drop(&mut self) {
         if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
             let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
-}
-
-/// A key prefix of its own on the test's Redis server; its keys are deleted at the end.
-struct Keys {
-    url: String,
-    prefix: String,
-}
-
-impl Drop for Keys {
-    fn drop(&mut self) {
-        let Ok(mut con) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection()) else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query(&mut con)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut con);
         }
     }
 }
@@ -178,10 +159,7 @@ fn two_nodes_share_users_registrations_and_records() {
         return;
     };
     let db = Database::create(&pg);
-    let keys = Keys {
-        url: redis_url.clone(),
-        prefix: format!("sbtest:cluster:{}:", std::process::id()),
-    };
+    let keys = redis_support::Keys::with_tail(&redis_url, "cluster:");
     let locations = format!("{redis_url}?prefix={}", keys.prefix);
 
     for (user, password) in [("1001", "pw-1001"), ("1002", "pw-1002")] {
